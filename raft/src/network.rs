@@ -1,0 +1,335 @@
+//! Inter-node RPC over tonic with mutual TLS: Raft messages and the cluster's own calls (forwarded
+//! writes, read index, join, membership changes, status), each one JSON document per unary call.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use futures::future::BoxFuture;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Status, server::NamedService};
+
+use crate::tls::{ClusterIdentity, NODE_SERVER_NAME};
+use crate::{MetaRequest, TypeConfig};
+use arca_types::NodeId;
+use arca_types::records::NodeInfo;
+
+/// gRPC path of the single cluster method.
+const CALL_PATH: &str = "/arca.Cluster/Call";
+/// Largest message accepted between nodes (snapshot chunks and log batches stay far below it).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// A call from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ClusterRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client write forwarded to the node believed to lead.
+    Write(MetaRequest),
+    /// Asks the leader for a log index that a linearizable read must wait for.
+    ReadIndex,
+    /// Adds a node as learner (and voter while voters are few); answered by the leader.
+    Join { id: NodeId, info: NodeInfo },
+    /// Promotes a learner to voter; answered by the leader.
+    Promote { id: NodeId },
+    /// Removes a node from the membership; answered by the leader.
+    Remove { id: NodeId },
+    /// The leader's view of the cluster.
+    Status,
+    /// This node's own applied index and state hash.
+    LocalState,
+}
+
+/// Why a call to a peer failed before the peer could answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot reach node at {addr}: {message}")]
+    Unreachable { addr: String, message: String },
+    #[error("node at {addr} answered something unreadable: {message}")]
+    Protocol { addr: String, message: String },
+    #[error("call to node at {addr} timed out after {after:?}")]
+    Timeout { addr: String, after: Duration },
+}
+
+/// Passes bytes through unchanged; requests and answers are serialized by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BytesCodec;
+
+impl Codec for BytesCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = BytesCodec;
+    type Decoder = BytesCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesCodec
+    }
+}
+
+impl Encoder for BytesCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for BytesCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut out = vec![0u8; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// What the serving side does with a [`ClusterRequest`]: answers with a JSON document.
+pub trait ClusterHandler: Send + Sync + 'static {
+    /// Handles one request; `Err` becomes a gRPC status.
+    fn handle(&self, request: ClusterRequest) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+}
+
+/// The tonic service that exposes a [`ClusterHandler`].
+pub struct ClusterService<H> {
+    handler: Arc<H>,
+}
+
+impl<H> Clone for ClusterService<H> {
+    fn clone(&self) -> Self {
+        ClusterService { handler: self.handler.clone() }
+    }
+}
+
+impl<H: ClusterHandler> ClusterService<H> {
+    /// Wraps a handler.
+    pub fn new(handler: Arc<H>) -> Self {
+        ClusterService { handler }
+    }
+}
+
+impl<H> NamedService for ClusterService<H> {
+    const NAME: &'static str = "arca.Cluster";
+}
+
+struct CallSvc<H>(Arc<H>);
+
+impl<H: ClusterHandler> tonic::server::UnaryService<Vec<u8>> for CallSvc<H> {
+    type Response = Vec<u8>;
+    type Future = BoxFuture<'static, Result<tonic::Response<Vec<u8>>, Status>>;
+    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
+        let handler = self.0.clone();
+        Box::pin(async move {
+            let req: ClusterRequest = serde_json::from_slice(request.get_ref())
+                .map_err(|e| Status::invalid_argument(format!("undecodable cluster request: {e}")))?;
+            handler.handle(req).await.map(tonic::Response::new).map_err(Status::unavailable)
+        })
+    }
+}
+
+impl<H, B> tower::Service<http::Request<B>> for ClusterService<H>
+where
+    H: ClusterHandler,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let handler = self.handler.clone();
+        Box::pin(async move {
+            if req.uri().path() != CALL_PATH {
+                return Ok(Status::unimplemented("unknown cluster method").into_http());
+            }
+            let mut grpc = tonic::server::Grpc::new(BytesCodec)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
+            Ok(grpc.unary(CallSvc(handler), req).await)
+        })
+    }
+}
+
+/// Client side: one lazily connected channel per peer address, authenticated by the cluster identity.
+#[derive(Clone)]
+pub struct PeerClients {
+    identity: ClusterIdentity,
+    source: Option<std::net::IpAddr>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl std::fmt::Debug for PeerClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerClients")
+    }
+}
+
+impl PeerClients {
+    /// Clients that present `identity` and trust only its cluster authority.
+    pub fn new(identity: ClusterIdentity) -> Self {
+        PeerClients { identity, source: None, channels: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Makes outgoing connections from `source` (a fixed local IP) when given.
+    pub fn with_source(mut self, source: Option<std::net::IpAddr>) -> Self {
+        self.source = source;
+        self
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, NetError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let unreachable = |e: tonic::transport::Error| NetError::Unreachable { addr: addr.to_string(), message: e.to_string() };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.identity.ca_pem))
+            .identity(Identity::from_pem(&self.identity.cert_pem, &self.identity.key_pem))
+            .domain_name(NODE_SERVER_NAME);
+        let channel = Endpoint::from_shared(format!("https://{addr}"))
+            .map_err(unreachable)?
+            .tls_config(tls)
+            .map_err(unreachable)?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .local_address(self.source)
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Sends `request` to the node at `addr` and decodes its answer.
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        addr: &str,
+        request: &ClusterRequest,
+        timeout: Duration,
+    ) -> Result<R, NetError> {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| NetError::Protocol { addr: addr.to_string(), message: e.to_string() })?;
+        let channel = self.channel(addr)?;
+        let fut = async {
+            let mut grpc = tonic::client::Grpc::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
+            grpc.ready()
+                .await
+                .map_err(|e| NetError::Unreachable { addr: addr.to_string(), message: e.to_string() })?;
+            let path = http::uri::PathAndQuery::from_static(CALL_PATH);
+            grpc.unary(tonic::Request::new(body), path, BytesCodec)
+                .await
+                .map_err(|s| NetError::Unreachable { addr: addr.to_string(), message: describe_status(&s) })
+        };
+        let answer = tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| NetError::Timeout { addr: addr.to_string(), after: timeout })??;
+        serde_json::from_slice(answer.get_ref())
+            .map_err(|e| NetError::Protocol { addr: addr.to_string(), message: e.to_string() })
+    }
+}
+
+fn describe_status(s: &Status) -> String {
+    use std::error::Error;
+    let mut text = format!("{}: {}", s.code(), s.message());
+    let mut source = s.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
+}
+
+/// openraft's network factory over [`PeerClients`].
+#[derive(Debug, Clone)]
+pub struct Network {
+    clients: PeerClients,
+}
+
+impl Network {
+    /// A factory sharing `clients` with the rest of the node.
+    pub fn new(clients: PeerClients) -> Self {
+        Network { clients }
+    }
+}
+
+/// A connection to one peer, as openraft uses it.
+pub struct PeerConnection {
+    clients: PeerClients,
+    target: NodeId,
+    node: NodeInfo,
+    _p: PhantomData<()>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConnection;
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerConnection {
+        PeerConnection { clients: self.clients.clone(), target, node: node.clone(), _p: PhantomData }
+    }
+}
+
+impl PeerConnection {
+    async fn send<R, E>(&self, req: ClusterRequest, option: &RPCOption) -> Result<R, RPCError<NodeId, NodeInfo, E>>
+    where
+        R: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let answer: Result<R, E> = self
+            .clients
+            .call(&self.node.cluster_addr, &req, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                NetError::Protocol { .. } => RPCError::Network(NetworkError::new(&e)),
+                _ => RPCError::Unreachable(Unreachable::new(&e)),
+            })?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.send(ClusterRequest::AppendEntries(rpc), &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.send(ClusterRequest::InstallSnapshot(rpc), &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.send(ClusterRequest::Vote(rpc), &option).await
+    }
+}

@@ -1,0 +1,1375 @@
+//! The deterministic metadata state machine: tenants, users, archives, folder grants, shards, nodes.
+//!
+//! Pure data and logic, no IO: every replica that applies the same commands in the same order reaches
+//! the same state (and the same [`MetaState::state_hash`]). Every command is validated completely before
+//! anything changes, so a refused command leaves the state untouched (apart from the remembered answer
+//! for its request id).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use arca_types::command::{Command, CommandOutput, RequestId, UserChange};
+use arca_types::error::MetaError;
+use arca_types::ids::{ArchiveId, NodeId, ShardId, UserId};
+use arca_types::names::{validate_folder_name, validate_user_name};
+use arca_types::records::{Archive, NodeInfo, Shard, Tenant, User};
+use arca_types::values::{Authentication, FolderPrivilege, Privilege, ShardState};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// How many request ids the state machine remembers for deduplication (oldest forgotten first).
+pub const MAX_REMEMBERED_REQUESTS: usize = 100_000;
+
+/// The replicated metadata of the whole cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaState {
+    /// Tenants by name (as entered; looked up case-insensitively).
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Cluster nodes known to the catalogue.
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// The next id to hand out for users, archives, shards and tenants (0 is treated as 1).
+    pub next_id: u64,
+    /// The answer recorded for each remembered request id.
+    pub applied_requests: BTreeMap<RequestId, Result<CommandOutput, MetaError>>,
+    /// Remembered request ids, oldest first.
+    pub request_order: VecDeque<RequestId>,
+}
+
+impl MetaState {
+    /// Applies a command once per request id: a repeated id returns the recorded answer without applying
+    /// again. An empty request id disables deduplication for that command.
+    pub fn apply(&mut self, request_id: &str, cmd: &Command) -> Result<CommandOutput, MetaError> {
+        if request_id.is_empty() {
+            return self.apply_command(cmd);
+        }
+        if let Some(answer) = self.applied_requests.get(request_id) {
+            return answer.clone();
+        }
+        let answer = self.apply_command(cmd);
+        self.applied_requests.insert(request_id.to_string(), answer.clone());
+        self.request_order.push_back(request_id.to_string());
+        while self.request_order.len() > MAX_REMEMBERED_REQUESTS {
+            if let Some(oldest) = self.request_order.pop_front() {
+                self.applied_requests.remove(&oldest);
+            }
+        }
+        answer
+    }
+
+    /// Validates and applies one command; a refused command changes nothing.
+    fn apply_command(&mut self, cmd: &Command) -> Result<CommandOutput, MetaError> {
+        match cmd {
+            Command::CreateTenant { name } => self.create_tenant(name),
+            Command::CreateUser {
+                tenant,
+                user_name,
+                full_name,
+                authentication,
+                password_hash,
+                privileges,
+                distinguished_name,
+                email_addresses,
+            } => {
+                let key = self.tenant_key(tenant)?;
+                let Some(t) = self.tenants.get_mut(&key) else {
+                    return Err(MetaError::not_found("tenant", tenant.as_str()));
+                };
+                let new_user = NewUser {
+                    user_name,
+                    full_name,
+                    authentication: *authentication,
+                    password_hash,
+                    privileges,
+                    distinguished_name,
+                    email_addresses,
+                };
+                create_user(t, &mut self.next_id, new_user)
+            }
+            Command::DeleteUser { tenant, user_name } => delete_user(self.tenant_mut(tenant)?, user_name),
+            Command::RenameUser { tenant, old_user_name, new_user_name } => {
+                rename_user(self.tenant_mut(tenant)?, old_user_name, new_user_name)
+            }
+            Command::UpdateUser { tenant, user_name, change } => {
+                update_user(self.tenant_mut(tenant)?, user_name, change)
+            }
+            Command::SetFolderPrivileges { tenant, user_name, folder, privileges } => {
+                set_folder_privileges(self.tenant_mut(tenant)?, user_name, folder, privileges)
+            }
+            Command::ClearFolderPrivileges { tenant, user_name } => {
+                let t = self.tenant_mut(tenant)?;
+                let id = find_user(t, user_name)
+                    .ok_or_else(|| MetaError::not_found("user", user_name.as_str()))?;
+                t.grants.remove(&id);
+                Ok(CommandOutput::Done)
+            }
+            Command::CreateFolder { tenant, path } => create_folder(self.tenant_mut(tenant)?, path),
+            Command::MoveFolder { tenant, from, to } => move_folder(self.tenant_mut(tenant)?, from, to),
+            Command::DeleteFolder { tenant, path } => delete_folder(self.tenant_mut(tenant)?, path),
+            Command::CreateShard { tenant, name, state } => {
+                let key = self.tenant_key(tenant)?;
+                let Some(t) = self.tenants.get_mut(&key) else {
+                    return Err(MetaError::not_found("tenant", tenant.as_str()));
+                };
+                create_shard(t, &mut self.next_id, name, *state)
+            }
+            Command::SetShardState { tenant, id, state } => {
+                set_shard_state(self.tenant_mut(tenant)?, *id, *state)
+            }
+            Command::RenameShard { tenant, id, name } => rename_shard(self.tenant_mut(tenant)?, *id, name),
+            Command::RegisterNode { id, info } => {
+                self.nodes.insert(*id, info.clone());
+                Ok(CommandOutput::Done)
+            }
+            Command::ForgetNode { id } => {
+                self.nodes.remove(id);
+                Ok(CommandOutput::Done)
+            }
+        }
+    }
+
+    /// Creates a tenant; names follow the user name rules and are unique case-insensitively.
+    fn create_tenant(&mut self, name: &str) -> Result<CommandOutput, MetaError> {
+        validate_user_name("name", name)?;
+        if self.tenants.keys().any(|k| same_name(k, name)) {
+            return Err(MetaError::exists("tenant", name));
+        }
+        let id = alloc_id(&mut self.next_id);
+        self.tenants.insert(name.to_string(), Tenant { name: name.to_string(), ..Tenant::default() });
+        Ok(CommandOutput::Created(id))
+    }
+
+    /// The map key of a tenant, found exactly or case-insensitively.
+    fn tenant_key(&self, name: &str) -> Result<String, MetaError> {
+        if self.tenants.contains_key(name) {
+            return Ok(name.to_string());
+        }
+        self.tenants
+            .keys()
+            .find(|k| same_name(k, name))
+            .cloned()
+            .ok_or_else(|| MetaError::not_found("tenant", name))
+    }
+
+    /// A tenant for changing, found exactly or case-insensitively.
+    fn tenant_mut(&mut self, name: &str) -> Result<&mut Tenant, MetaError> {
+        let key = self.tenant_key(name)?;
+        self.tenants.get_mut(&key).ok_or_else(|| MetaError::not_found("tenant", name))
+    }
+
+    /// A tenant by name (case-insensitive).
+    pub fn tenant(&self, name: &str) -> Result<&Tenant, MetaError> {
+        let key = self.tenant_key(name)?;
+        self.tenants.get(&key).ok_or_else(|| MetaError::not_found("tenant", name))
+    }
+
+    /// A user by name (case-insensitive) within a tenant.
+    pub fn user(&self, tenant: &str, user_name: &str) -> Result<&User, MetaError> {
+        let t = self.tenant(tenant)?;
+        find_user(t, user_name)
+            .and_then(|id| t.users.get(&id))
+            .ok_or_else(|| MetaError::not_found("user", user_name))
+    }
+
+    /// An archive by its top-level folder name (case-insensitive); a path with `/` is an error naming `folder`.
+    pub fn archive_by_name(&self, tenant: &str, folder: &str) -> Result<&Archive, MetaError> {
+        let t = self.tenant(tenant)?;
+        let id = top_level_archive(t, "folder", folder)?;
+        t.archives.get(&id).ok_or_else(|| MetaError::not_found("folder", folder))
+    }
+
+    /// The folder privileges a user holds, as (archive name, privileges), sorted by archive name.
+    pub fn folder_grants_of(&self, tenant: &str, user: UserId) -> Vec<(String, BTreeSet<FolderPrivilege>)> {
+        let Ok(t) = self.tenant(tenant) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, BTreeSet<FolderPrivilege>)> = t
+            .grants
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|(archive, privileges)| {
+                t.archives.get(archive).map(|a| (a.name.clone(), privileges.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.to_lowercase().cmp(&b.0.to_lowercase()).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The tenant's current shard, if it has one.
+    pub fn current_shard(&self, tenant: &str) -> Option<&Shard> {
+        self.tenant(tenant).ok()?.shards.values().find(|s| s.state == ShardState::Current)
+    }
+
+    /// Folders below `folder` (all archives and their folders when `None` or empty) as full paths
+    /// `archive/Inbox/Sub`, sorted; `max_levels` limits the depth below the start (1 = direct children).
+    pub fn child_folders(
+        &self,
+        tenant: &str,
+        folder: Option<&str>,
+        max_levels: Option<u32>,
+    ) -> Result<Vec<String>, MetaError> {
+        let t = self.tenant(tenant)?;
+        let max = max_levels.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        let mut out = Vec::new();
+        match folder.filter(|f| !f.is_empty()) {
+            None => {
+                for archive in t.archives.values() {
+                    if max >= 1 {
+                        out.push(archive.name.clone());
+                    }
+                    for sub in &archive.folders {
+                        if depth(sub) < max {
+                            out.push(format!("{}/{}", archive.name, sub));
+                        }
+                    }
+                }
+            }
+            Some(start) => {
+                let (top, rest) = split_top(start);
+                let id = find_archive(t, top).ok_or_else(|| MetaError::not_found("folder", start))?;
+                let archive = t.archives.get(&id).ok_or_else(|| MetaError::not_found("folder", start))?;
+                match rest {
+                    None => {
+                        for sub in &archive.folders {
+                            if depth(sub) <= max {
+                                out.push(format!("{}/{}", archive.name, sub));
+                            }
+                        }
+                    }
+                    Some(rest) => {
+                        if !archive.folders.contains(rest) {
+                            return Err(MetaError::not_found("folder", start));
+                        }
+                        let base = depth(rest);
+                        for sub in archive.folders.iter().filter(|f| is_strictly_below(f, rest)) {
+                            if depth(sub) - base <= max {
+                                out.push(format!("{}/{}", archive.name, sub));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Hex SHA-256 of the canonical JSON serialization; equal states give equal hashes on every replica.
+    pub fn state_hash(&self) -> String {
+        let bytes = match serde_json::to_vec(self) {
+            Ok(bytes) => bytes,
+            Err(e) => format!("unserializable state: {e}").into_bytes(),
+        };
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+/// The arguments of `CreateUser`, borrowed from the command.
+struct NewUser<'a> {
+    user_name: &'a str,
+    full_name: &'a Option<String>,
+    authentication: Authentication,
+    password_hash: &'a Option<String>,
+    privileges: &'a BTreeSet<Privilege>,
+    distinguished_name: &'a Option<String>,
+    email_addresses: &'a [String],
+}
+
+/// Hands out the next id from the single counter (starting at 1).
+fn alloc_id(next_id: &mut u64) -> u64 {
+    let id = (*next_id).max(1);
+    *next_id = id.saturating_add(1);
+    id
+}
+
+/// Case-insensitive name comparison (Unicode lower case).
+fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+/// The id of the user with that name (case-insensitive).
+fn find_user(t: &Tenant, name: &str) -> Option<UserId> {
+    t.users.values().find(|u| same_name(&u.name, name)).map(|u| u.id)
+}
+
+/// The id of the archive with that top-level folder name (case-insensitive).
+fn find_archive(t: &Tenant, name: &str) -> Option<ArchiveId> {
+    t.archives.values().find(|a| same_name(&a.name, name)).map(|a| a.id)
+}
+
+/// The archive named by a top-level folder argument; subfolder paths are refused naming `field`.
+fn top_level_archive(t: &Tenant, field: &str, folder: &str) -> Result<ArchiveId, MetaError> {
+    if folder.contains('/') {
+        return Err(MetaError::invalid(
+            field,
+            format!("'{folder}' is a subfolder; only top-level folders (user archives) are accepted"),
+        ));
+    }
+    find_archive(t, folder).ok_or_else(|| MetaError::not_found("folder", folder))
+}
+
+/// Splits `archive/a/b` into the top-level folder and the path below it.
+fn split_top(path: &str) -> (&str, Option<&str>) {
+    match path.split_once('/') {
+        Some((top, rest)) => (top, Some(rest)),
+        None => (path, None),
+    }
+}
+
+/// Number of segments of a subfolder path (`a/b` = 2).
+fn depth(path: &str) -> usize {
+    path.split('/').count()
+}
+
+/// True when `path` lies strictly below `ancestor`.
+fn is_strictly_below(path: &str, ancestor: &str) -> bool {
+    path.len() > ancestor.len() && path.starts_with(ancestor) && path.as_bytes()[ancestor.len()] == b'/'
+}
+
+/// True for `path` itself or anything below it.
+fn is_in_subtree(path: &str, root: &str) -> bool {
+    path == root || is_strictly_below(path, root)
+}
+
+/// The path and all its ancestors: `a/b/c` -> `a`, `a/b`, `a/b/c`.
+fn with_parents(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, c) in path.char_indices() {
+        if c == '/' {
+            out.push(path[..i].to_string());
+        }
+    }
+    out.push(path.to_string());
+    out
+}
+
+/// A user can administer the tenant: holds `admin` and can log in (a password, or directory login).
+fn is_usable_admin(u: &User) -> bool {
+    u.is_admin() && (u.authentication == Authentication::DirectoryServices || u.password_hash.is_some())
+}
+
+/// Refuses a change that would leave the tenant without a usable administrator.
+fn guard_last_admin(t: &Tenant, before: &User, after: Option<&User>) -> Result<(), MetaError> {
+    if !is_usable_admin(before) || after.is_some_and(is_usable_admin) {
+        return Ok(());
+    }
+    if t.users.values().any(|u| u.id != before.id && is_usable_admin(u)) {
+        return Ok(());
+    }
+    Err(MetaError::Refused(format!(
+        "user '{}' is the last administrator with a usable login; make another user an administrator first",
+        before.name
+    )))
+}
+
+/// Checks a global privilege set (`none` and `admin` alone) and drops `none`.
+fn checked_privileges(privileges: &BTreeSet<Privilege>) -> Result<BTreeSet<Privilege>, MetaError> {
+    for only in [Privilege::None, Privilege::Admin] {
+        if privileges.contains(&only) && privileges.len() > 1 {
+            return Err(MetaError::invalid("privileges", format!("'{only}' must be the only value")));
+        }
+    }
+    Ok(privileges.iter().copied().filter(|p| *p != Privilege::None).collect())
+}
+
+/// Checks a password hash argument (never empty).
+fn checked_hash(hash: &Option<String>) -> Result<(), MetaError> {
+    match hash {
+        Some(h) if h.is_empty() => Err(MetaError::invalid("password", "the password hash is empty")),
+        _ => Ok(()),
+    }
+}
+
+/// `CreateUser`: the user plus the own archive (or the re-linked orphaned one) with `read,write`.
+fn create_user(t: &mut Tenant, next_id: &mut u64, new: NewUser<'_>) -> Result<CommandOutput, MetaError> {
+    validate_user_name("userName", new.user_name)?;
+    if find_user(t, new.user_name).is_some() {
+        return Err(MetaError::exists("user", new.user_name));
+    }
+    let privileges = checked_privileges(new.privileges)?;
+    checked_hash(new.password_hash)?;
+    let orphan = match find_archive(t, new.user_name) {
+        None => None,
+        Some(id) => match t.archives.get(&id) {
+            Some(a) if a.owner.is_none() => Some(id),
+            _ => return Err(MetaError::exists("archive", new.user_name)),
+        },
+    };
+    // Validation done; from here on nothing can fail.
+    let user_id = alloc_id(next_id);
+    let archive_id = match orphan {
+        Some(id) => {
+            if let Some(a) = t.archives.get_mut(&id) {
+                a.owner = Some(user_id);
+            }
+            id
+        }
+        None => {
+            let id = alloc_id(next_id);
+            t.archives.insert(
+                id,
+                Archive {
+                    id,
+                    name: new.user_name.to_string(),
+                    owner: Some(user_id),
+                    folders: BTreeSet::new(),
+                },
+            );
+            id
+        }
+    };
+    t.users.insert(
+        user_id,
+        User {
+            id: user_id,
+            name: new.user_name.to_string(),
+            full_name: new.full_name.clone(),
+            authentication: new.authentication,
+            password_hash: new.password_hash.clone(),
+            privileges,
+            distinguished_name: new.distinguished_name.clone(),
+            email_addresses: new.email_addresses.to_vec(),
+            pop3_user_names: Vec::new(),
+            archive: archive_id,
+        },
+    );
+    t.grants
+        .entry(user_id)
+        .or_default()
+        .insert(archive_id, BTreeSet::from([FolderPrivilege::Read, FolderPrivilege::Write]));
+    Ok(CommandOutput::Created(user_id))
+}
+
+/// `DeleteUser`: the archive stays (orphaned), the user's grants go; never the last usable admin.
+fn delete_user(t: &mut Tenant, user_name: &str) -> Result<CommandOutput, MetaError> {
+    let id = find_user(t, user_name).ok_or_else(|| MetaError::not_found("user", user_name))?;
+    let user = t.users.get(&id).ok_or_else(|| MetaError::not_found("user", user_name))?;
+    guard_last_admin(t, user, None)?;
+    for archive in t.archives.values_mut().filter(|a| a.owner == Some(id)) {
+        archive.owner = None;
+    }
+    t.grants.remove(&id);
+    t.users.remove(&id);
+    Ok(CommandOutput::Done)
+}
+
+/// `RenameUser`: only the user record's name changes; the archive keeps its name.
+fn rename_user(t: &mut Tenant, old: &str, new: &str) -> Result<CommandOutput, MetaError> {
+    let id = find_user(t, old).ok_or_else(|| MetaError::not_found("user", old))?;
+    validate_user_name("newUserName", new)?;
+    if t.users.values().any(|u| u.id != id && same_name(&u.name, new)) {
+        return Err(MetaError::exists("user", new));
+    }
+    let user = t.users.get_mut(&id).ok_or_else(|| MetaError::not_found("user", old))?;
+    user.name = new.to_string();
+    Ok(CommandOutput::Done)
+}
+
+/// `UpdateUser`: one property change, validated on a copy first.
+fn update_user(t: &mut Tenant, user_name: &str, change: &UserChange) -> Result<CommandOutput, MetaError> {
+    let id = find_user(t, user_name).ok_or_else(|| MetaError::not_found("user", user_name))?;
+    let before = t.users.get(&id).ok_or_else(|| MetaError::not_found("user", user_name))?;
+    let mut after = before.clone();
+    match change {
+        UserChange::PasswordHash(hash) => {
+            let hash = Some(hash.clone());
+            checked_hash(&hash)?;
+            after.password_hash = hash;
+        }
+        UserChange::Privileges(p) => after.privileges = checked_privileges(p)?,
+        UserChange::EmailAddresses(a) => after.email_addresses = a.clone(),
+        UserChange::FullName(n) => after.full_name = n.clone(),
+        UserChange::Authentication(a) => after.authentication = *a,
+        UserChange::DistinguishedName(d) => after.distinguished_name = d.clone(),
+        UserChange::Pop3UserNames(n) => after.pop3_user_names = n.clone(),
+    }
+    guard_last_admin(t, before, Some(&after))?;
+    t.users.insert(id, after);
+    Ok(CommandOutput::Done)
+}
+
+/// `SetFolderPrivileges`: replaces the user's set on one archive; an empty set removes the entry.
+fn set_folder_privileges(
+    t: &mut Tenant,
+    user_name: &str,
+    folder: &str,
+    privileges: &BTreeSet<FolderPrivilege>,
+) -> Result<CommandOutput, MetaError> {
+    let user = find_user(t, user_name).ok_or_else(|| MetaError::not_found("user", user_name))?;
+    let archive = top_level_archive(t, "folder", folder)?;
+    let set: BTreeSet<FolderPrivilege> =
+        privileges.iter().copied().filter(|p| *p != FolderPrivilege::None).collect();
+    if set.is_empty() {
+        if let Some(per_user) = t.grants.get_mut(&user) {
+            per_user.remove(&archive);
+            if per_user.is_empty() {
+                t.grants.remove(&user);
+            }
+        }
+    } else {
+        t.grants.entry(user).or_default().insert(archive, set);
+    }
+    Ok(CommandOutput::Done)
+}
+
+/// `CreateFolder`: `archive/a/b`, missing parents included; the archive must exist.
+fn create_folder(t: &mut Tenant, path: &str) -> Result<CommandOutput, MetaError> {
+    validate_folder_name("folder", path)?;
+    let (top, rest) = split_top(path);
+    let Some(rest) = rest else {
+        return Err(MetaError::invalid(
+            "folder",
+            format!("'{path}' is a top-level folder; user archives are created with their user (CreateUser)"),
+        ));
+    };
+    let id = find_archive(t, top).ok_or_else(|| MetaError::not_found("folder", top))?;
+    let archive = t.archives.get_mut(&id).ok_or_else(|| MetaError::not_found("folder", top))?;
+    if archive.folders.contains(rest) {
+        return Err(MetaError::exists("folder", path));
+    }
+    archive.folders.extend(with_parents(rest));
+    Ok(CommandOutput::Done)
+}
+
+/// `MoveFolder`: a top-level folder is renamed (the archive), a subfolder moves with its subtree.
+fn move_folder(t: &mut Tenant, from: &str, to: &str) -> Result<CommandOutput, MetaError> {
+    validate_folder_name("fromFolder", from)?;
+    validate_folder_name("toFolder", to)?;
+    let (from_top, from_rest) = split_top(from);
+    let (to_top, to_rest) = split_top(to);
+    let from_id = find_archive(t, from_top).ok_or_else(|| MetaError::not_found("folder", from_top))?;
+    let Some(from_rest) = from_rest else {
+        // Renaming an archive.
+        if to_rest.is_some() {
+            return Err(MetaError::invalid(
+                "toFolder",
+                "a top-level folder (user archive) can only be renamed, not moved below another folder",
+            ));
+        }
+        validate_user_name("toFolder", to)?;
+        if from == to {
+            return Err(MetaError::invalid("toFolder", "is the same folder as fromFolder"));
+        }
+        if t.archives.values().any(|a| a.id != from_id && same_name(&a.name, to)) {
+            return Err(MetaError::exists("folder", to));
+        }
+        let archive = t.archives.get_mut(&from_id).ok_or_else(|| MetaError::not_found("folder", from))?;
+        archive.name = to.to_string();
+        return Ok(CommandOutput::Done);
+    };
+    let Some(to_rest) = to_rest else {
+        return Err(MetaError::invalid(
+            "toFolder",
+            "a subfolder cannot become a top-level folder (user archives are created with their user)",
+        ));
+    };
+    let from_archive = t.archives.get(&from_id).ok_or_else(|| MetaError::not_found("folder", from))?;
+    if !from_archive.folders.contains(from_rest) {
+        return Err(MetaError::not_found("folder", from));
+    }
+    let to_id = find_archive(t, to_top).ok_or_else(|| MetaError::not_found("folder", to_top))?;
+    if to_id == from_id && is_in_subtree(to_rest, from_rest) {
+        return Err(MetaError::invalid(
+            "toFolder",
+            "a folder cannot be moved into itself or one of its subfolders",
+        ));
+    }
+    let to_archive = t.archives.get(&to_id).ok_or_else(|| MetaError::not_found("folder", to))?;
+    if to_archive.folders.contains(to_rest) {
+        return Err(MetaError::exists("folder", to));
+    }
+    // Validation done; move the subtree.
+    let subtree: Vec<String> =
+        from_archive.folders.iter().filter(|f| is_in_subtree(f, from_rest)).cloned().collect();
+    if let Some(a) = t.archives.get_mut(&from_id) {
+        for f in &subtree {
+            a.folders.remove(f);
+        }
+    }
+    if let Some(a) = t.archives.get_mut(&to_id) {
+        a.folders.extend(with_parents(to_rest));
+        for f in &subtree {
+            a.folders.insert(format!("{to_rest}{}", &f[from_rest.len()..]));
+        }
+    }
+    Ok(CommandOutput::Done)
+}
+
+/// `DeleteFolder`: a subfolder and everything below it; top-level folders are refused.
+fn delete_folder(t: &mut Tenant, path: &str) -> Result<CommandOutput, MetaError> {
+    validate_folder_name("folder", path)?;
+    let (top, rest) = split_top(path);
+    let Some(rest) = rest else {
+        return Err(MetaError::invalid(
+            "folder",
+            format!("'{path}' is a top-level folder (user archive) and cannot be deleted as a folder"),
+        ));
+    };
+    let id = find_archive(t, top).ok_or_else(|| MetaError::not_found("folder", top))?;
+    let archive = t.archives.get_mut(&id).ok_or_else(|| MetaError::not_found("folder", top))?;
+    if !archive.folders.contains(rest) {
+        return Err(MetaError::not_found("folder", path));
+    }
+    archive.folders.retain(|f| !is_in_subtree(f, rest));
+    Ok(CommandOutput::Done)
+}
+
+/// Makes `id` the tenant's only current shard.
+fn make_current(t: &mut Tenant, id: ShardId) {
+    for shard in t.shards.values_mut() {
+        if shard.id == id {
+            shard.state = ShardState::Current;
+        } else if shard.state == ShardState::Current {
+            shard.state = ShardState::Normal;
+        }
+    }
+}
+
+/// Checks a store name: user name rules, unique per tenant (case-insensitive) apart from `except`.
+fn check_shard_name(t: &Tenant, name: &str, except: Option<ShardId>) -> Result<(), MetaError> {
+    validate_user_name("name", name)?;
+    if t.shards.values().any(|s| Some(s.id) != except && same_name(&s.name, name)) {
+        return Err(MetaError::exists("store", name));
+    }
+    Ok(())
+}
+
+/// `CreateShard`: a new shard; `current` (or the tenant having no current shard) makes it current.
+fn create_shard(
+    t: &mut Tenant,
+    next_id: &mut u64,
+    name: &str,
+    state: ShardState,
+) -> Result<CommandOutput, MetaError> {
+    check_shard_name(t, name, None)?;
+    let id = alloc_id(next_id);
+    let has_current = t.shards.values().any(|s| s.state == ShardState::Current);
+    t.shards.insert(
+        id,
+        Shard {
+            id,
+            name: name.to_string(),
+            state,
+            owner_node: None,
+            epoch: 0,
+            manifest: None,
+            message_count: 0,
+            byte_count: 0,
+        },
+    );
+    if state == ShardState::Current || !has_current {
+        make_current(t, id);
+    }
+    Ok(CommandOutput::Created(id))
+}
+
+/// `SetShardState`: `current` demotes the previous current shard; the current one cannot step down alone.
+fn set_shard_state(t: &mut Tenant, id: ShardId, state: ShardState) -> Result<CommandOutput, MetaError> {
+    let shard = t.shards.get(&id).ok_or_else(|| MetaError::not_found("store", id.to_string()))?;
+    if state == ShardState::Current {
+        make_current(t, id);
+        return Ok(CommandOutput::Done);
+    }
+    if shard.state == ShardState::Current {
+        return Err(MetaError::Refused(format!(
+            "store {id} ('{}') is the current store; make another store current first",
+            shard.name
+        )));
+    }
+    if let Some(shard) = t.shards.get_mut(&id) {
+        shard.state = state;
+    }
+    Ok(CommandOutput::Done)
+}
+
+/// `RenameShard`: a new unique name.
+fn rename_shard(t: &mut Tenant, id: ShardId, name: &str) -> Result<CommandOutput, MetaError> {
+    if !t.shards.contains_key(&id) {
+        return Err(MetaError::not_found("store", id.to_string()));
+    }
+    check_shard_name(t, name, Some(id))?;
+    if let Some(shard) = t.shards.get_mut(&id) {
+        shard.name = name.to_string();
+    }
+    Ok(CommandOutput::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "default";
+
+    fn state() -> MetaState {
+        let mut s = MetaState::default();
+        s.apply("t", &Command::CreateTenant { name: T.into() }).expect("tenant");
+        s
+    }
+
+    fn create_user_cmd(name: &str, privileges: &[Privilege], hash: Option<&str>) -> Command {
+        Command::CreateUser {
+            tenant: T.into(),
+            user_name: name.into(),
+            full_name: None,
+            authentication: Authentication::Integrated,
+            password_hash: hash.map(str::to_string),
+            privileges: privileges.iter().copied().collect(),
+            distinguished_name: None,
+            email_addresses: vec![],
+        }
+    }
+
+    fn ok(s: &mut MetaState, cmd: Command) -> CommandOutput {
+        let answer = s.apply_command(&cmd);
+        answer.unwrap_or_else(|e| panic!("{cmd:?} refused: {e}"))
+    }
+
+    fn err(s: &mut MetaState, cmd: Command) -> MetaError {
+        let before = s.clone();
+        let e = s.apply_command(&cmd).expect_err("must be refused");
+        assert_eq!(*s, before, "refused {cmd:?} changed the state");
+        e
+    }
+
+    fn add_user(s: &mut MetaState, name: &str) -> UserId {
+        match ok(s, create_user_cmd(name, &[Privilege::Login], Some("$argon2id$x"))) {
+            CommandOutput::Created(id) => id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn add_admin(s: &mut MetaState, name: &str) -> UserId {
+        match ok(s, create_user_cmd(name, &[Privilege::Admin], Some("$argon2id$x"))) {
+            CommandOutput::Created(id) => id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn field(e: &MetaError) -> &str {
+        match e {
+            MetaError::Invalid { field, .. } => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn is_exists(e: &MetaError) -> bool {
+        matches!(e, MetaError::AlreadyExists { .. })
+    }
+
+    fn is_not_found(e: &MetaError) -> bool {
+        matches!(e, MetaError::NotFound { .. })
+    }
+
+    fn folder(path: &str) -> Command {
+        Command::CreateFolder { tenant: T.into(), path: path.into() }
+    }
+
+    fn mv(from: &str, to: &str) -> Command {
+        Command::MoveFolder { tenant: T.into(), from: from.into(), to: to.into() }
+    }
+
+    fn grant(user: &str, folder: &str, privileges: &[FolderPrivilege]) -> Command {
+        Command::SetFolderPrivileges {
+            tenant: T.into(),
+            user_name: user.into(),
+            folder: folder.into(),
+            privileges: privileges.iter().copied().collect(),
+        }
+    }
+
+    fn shard(name: &str, state: ShardState) -> Command {
+        Command::CreateShard { tenant: T.into(), name: name.into(), state }
+    }
+
+    fn shard_states(s: &MetaState) -> Vec<(String, ShardState)> {
+        s.tenant(T).expect("tenant").shards.values().map(|sh| (sh.name.clone(), sh.state)).collect()
+    }
+
+    fn rw() -> BTreeSet<FolderPrivilege> {
+        BTreeSet::from([FolderPrivilege::Read, FolderPrivilege::Write])
+    }
+
+    #[test]
+    fn ids_come_from_one_counter_starting_at_one() {
+        let mut s = MetaState::default();
+        assert_eq!(s.apply("a", &Command::CreateTenant { name: T.into() }), Ok(CommandOutput::Created(1)));
+        let bob = add_user(&mut s, "bob");
+        assert_eq!(bob, 2);
+        assert_eq!(s.user(T, "bob").expect("bob").archive, 3, "the archive id follows the user id");
+        assert_eq!(ok(&mut s, shard("2024-01", ShardState::Normal)), CommandOutput::Created(4));
+        assert_eq!(s.next_id, 5);
+    }
+
+    #[test]
+    fn tenant_names_are_validated_and_unique_case_insensitively() {
+        let mut s = state();
+        assert!(is_exists(&err(&mut s, Command::CreateTenant { name: "DEFAULT".into() })));
+        assert_eq!(field(&err(&mut s, Command::CreateTenant { name: " x".into() })), "name");
+        assert_eq!(field(&err(&mut s, Command::CreateTenant { name: "a/b".into() })), "name");
+        ok(&mut s, Command::CreateTenant { name: "Acme".into() });
+        assert_eq!(s.tenant("acme").expect("found case-insensitively").name, "Acme");
+        assert!(is_not_found(&s.tenant("nobody").expect_err("missing")));
+        let missing = Command::DeleteUser { tenant: "nobody".into(), user_name: "x".into() };
+        assert!(is_not_found(&err(&mut s, missing)));
+    }
+
+    #[test]
+    fn tenants_are_separate() {
+        let mut s = state();
+        ok(&mut s, Command::CreateTenant { name: "other".into() });
+        add_user(&mut s, "bob");
+        let mut cmd = create_user_cmd("bob", &[], None);
+        if let Command::CreateUser { tenant, .. } = &mut cmd {
+            *tenant = "other".into();
+        }
+        ok(&mut s, cmd);
+        assert_ne!(s.user(T, "bob").expect("bob").id, s.user("other", "bob").expect("bob").id);
+        assert_eq!(s.child_folders("other", None, None).expect("tree"), vec!["bob".to_string()]);
+    }
+
+    #[test]
+    fn create_user_creates_archive_with_read_write_grant() {
+        let mut s = state();
+        let id = add_user(&mut s, "Max Mustermann");
+        let user = s.user(T, "max mustermann").expect("case-insensitive lookup").clone();
+        assert_eq!(user.name, "Max Mustermann", "stored as entered");
+        assert_eq!(user.privileges, BTreeSet::from([Privilege::Login]));
+        let archive = s.archive_by_name(T, "MAX MUSTERMANN").expect("archive");
+        assert_eq!(
+            (archive.id, archive.owner, archive.name.as_str()),
+            (user.archive, Some(id), "Max Mustermann")
+        );
+        assert_eq!(s.folder_grants_of(T, id), vec![("Max Mustermann".to_string(), rw())]);
+    }
+
+    #[test]
+    fn user_names_are_unique_case_insensitively() {
+        let mut s = state();
+        add_user(&mut s, "Bob");
+        let e = err(&mut s, create_user_cmd("BOB", &[], None));
+        assert_eq!(e, MetaError::exists("user", "BOB"));
+    }
+
+    #[test]
+    fn invalid_user_names_name_the_field() {
+        let mut s = state();
+        let long = "x".repeat(129);
+        for name in ["", " bob", "bob ", "a/b", "tab\t", long.as_str()] {
+            assert_eq!(field(&err(&mut s, create_user_cmd(name, &[], None))), "userName", "{name:?}");
+        }
+        assert!(s.tenant(T).expect("tenant").users.is_empty());
+    }
+
+    #[test]
+    fn none_and_admin_privileges_stand_alone() {
+        let mut s = state();
+        let e = err(&mut s, create_user_cmd("x", &[Privilege::Admin, Privilege::Login], None));
+        assert_eq!(field(&e), "privileges");
+        let e = err(&mut s, create_user_cmd("x", &[Privilege::None, Privilege::Login], None));
+        assert_eq!(field(&e), "privileges");
+        add_user(&mut s, "y");
+        let set = Command::UpdateUser {
+            tenant: T.into(),
+            user_name: "y".into(),
+            change: UserChange::Privileges(BTreeSet::from([Privilege::Admin, Privilege::Export])),
+        };
+        assert_eq!(field(&err(&mut s, set)), "privileges");
+        ok(&mut s, create_user_cmd("z", &[Privilege::None], None));
+        assert!(s.user(T, "z").expect("z").privileges.is_empty(), "none is stored as the empty set");
+    }
+
+    #[test]
+    fn deleted_users_archive_stays_orphaned_and_is_relinked_on_recreate() {
+        let mut s = state();
+        let bob = add_user(&mut s, "bob");
+        let alice = add_user(&mut s, "alice");
+        ok(&mut s, folder("bob/Inbox"));
+        ok(&mut s, grant("alice", "bob", &[FolderPrivilege::Read]));
+        let archive = s.user(T, "bob").expect("bob").archive;
+
+        ok(&mut s, Command::DeleteUser { tenant: T.into(), user_name: "BOB".into() });
+        assert!(is_not_found(&s.user(T, "bob").expect_err("gone")));
+        let orphan = s.archive_by_name(T, "bob").expect("archive stays");
+        assert_eq!(orphan.owner, None);
+        assert!(orphan.folders.contains("Inbox"));
+        assert!(!s.tenant(T).expect("t").grants.contains_key(&bob), "bob's grants are gone");
+        assert_eq!(
+            s.folder_grants_of(T, alice),
+            vec![("alice".to_string(), rw()), ("bob".to_string(), BTreeSet::from([FolderPrivilege::Read]))],
+            "grants others hold on the orphaned archive stay"
+        );
+
+        let new_bob = add_user(&mut s, "Bob");
+        assert_ne!(new_bob, bob, "user ids are never reused");
+        let relinked = s.archive_by_name(T, "bob").expect("archive");
+        assert_eq!((relinked.id, relinked.owner), (archive, Some(new_bob)));
+        assert_eq!(relinked.name, "bob", "the archive keeps its name");
+        assert_eq!(s.tenant(T).expect("t").archives.len(), 2, "no second archive");
+        assert_eq!(s.folder_grants_of(T, new_bob), vec![("bob".to_string(), rw())]);
+    }
+
+    #[test]
+    fn delete_user_removes_grants_on_other_archives() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        let alice = add_user(&mut s, "alice");
+        ok(&mut s, grant("alice", "bob", &[FolderPrivilege::Read]));
+        ok(&mut s, Command::DeleteUser { tenant: T.into(), user_name: "alice".into() });
+        assert!(s.folder_grants_of(T, alice).is_empty());
+        assert_eq!(s.archive_by_name(T, "bob").expect("bob").owner, Some(s.user(T, "bob").expect("bob").id));
+    }
+
+    #[test]
+    fn create_user_is_refused_when_the_archive_name_belongs_to_another_user() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        ok(
+            &mut s,
+            Command::RenameUser {
+                tenant: T.into(),
+                old_user_name: "bob".into(),
+                new_user_name: "robert".into(),
+            },
+        );
+        let e = err(&mut s, create_user_cmd("BOB", &[], None));
+        assert_eq!(e, MetaError::exists("archive", "BOB"));
+    }
+
+    #[test]
+    fn rename_keeps_archive_name() {
+        let mut s = state();
+        let id = add_user(&mut s, "bob");
+        ok(
+            &mut s,
+            Command::RenameUser {
+                tenant: T.into(),
+                old_user_name: "Bob".into(),
+                new_user_name: "Robert".into(),
+            },
+        );
+        assert_eq!(s.user(T, "robert").expect("new name").id, id);
+        assert!(is_not_found(&s.user(T, "bob").expect_err("old name")));
+        assert_eq!(s.child_folders(T, None, None).expect("tree"), vec!["bob".to_string()]);
+        assert_eq!(s.folder_grants_of(T, id), vec![("bob".to_string(), rw())], "grants follow the id");
+    }
+
+    #[test]
+    fn rename_to_a_taken_or_invalid_name_is_refused_but_case_changes_are_fine() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        let rename = |old: &str, new: &str| Command::RenameUser {
+            tenant: T.into(),
+            old_user_name: old.into(),
+            new_user_name: new.into(),
+        };
+        assert!(is_exists(&err(&mut s, rename("bob", "ALICE"))));
+        assert_eq!(field(&err(&mut s, rename("bob", "a/b"))), "newUserName");
+        assert!(is_not_found(&err(&mut s, rename("carol", "dave"))));
+        ok(&mut s, rename("bob", "Bob"));
+        assert_eq!(s.user(T, "bob").expect("bob").name, "Bob");
+    }
+
+    #[test]
+    fn update_user_changes_one_property() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        let update = |change| Command::UpdateUser { tenant: T.into(), user_name: "bob".into(), change };
+        ok(&mut s, update(UserChange::PasswordHash("$argon2id$new".into())));
+        ok(&mut s, update(UserChange::EmailAddresses(vec!["b@x".into(), "c@x".into()])));
+        ok(&mut s, update(UserChange::FullName(Some("Bob B".into()))));
+        ok(&mut s, update(UserChange::Authentication(Authentication::DirectoryServices)));
+        ok(&mut s, update(UserChange::DistinguishedName(Some("cn=bob".into()))));
+        ok(&mut s, update(UserChange::Pop3UserNames(vec!["bobpop".into()])));
+        ok(&mut s, update(UserChange::Privileges(BTreeSet::from([Privilege::Export, Privilege::Login]))));
+        let u = s.user(T, "bob").expect("bob");
+        assert_eq!(u.password_hash.as_deref(), Some("$argon2id$new"));
+        assert_eq!(u.email_addresses, vec!["b@x".to_string(), "c@x".to_string()]);
+        assert_eq!(u.full_name.as_deref(), Some("Bob B"));
+        assert_eq!(u.authentication, Authentication::DirectoryServices);
+        assert_eq!(u.distinguished_name.as_deref(), Some("cn=bob"));
+        assert_eq!(u.pop3_user_names, vec!["bobpop".to_string()]);
+        assert_eq!(u.privileges, BTreeSet::from([Privilege::Login, Privilege::Export]));
+        assert_eq!(field(&err(&mut s, update(UserChange::PasswordHash(String::new())))), "password");
+    }
+
+    #[test]
+    fn last_usable_admin_cannot_be_deleted_or_demoted() {
+        let mut s = state();
+        add_admin(&mut s, "admin");
+        let delete = |name: &str| Command::DeleteUser { tenant: T.into(), user_name: name.into() };
+        let demote = |name: &str| Command::UpdateUser {
+            tenant: T.into(),
+            user_name: name.into(),
+            change: UserChange::Privileges(BTreeSet::from([Privilege::Login])),
+        };
+        assert!(
+            matches!(err(&mut s, delete("admin")), MetaError::Refused(m) if m.contains("last administrator"))
+        );
+        assert!(matches!(err(&mut s, demote("ADMIN")), MetaError::Refused(_)));
+
+        // An admin without a password cannot log in, so it does not count.
+        ok(&mut s, create_user_cmd("nopass", &[Privilege::Admin], None));
+        assert!(matches!(err(&mut s, delete("admin")), MetaError::Refused(_)));
+        ok(&mut s, delete("nopass"));
+
+        add_admin(&mut s, "second");
+        ok(&mut s, demote("admin"));
+        assert!(matches!(err(&mut s, delete("second")), MetaError::Refused(_)));
+        ok(&mut s, delete("admin"));
+    }
+
+    #[test]
+    fn set_folder_privileges_replaces_the_set_and_empty_removes_it() {
+        let mut s = state();
+        let bob = add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        ok(&mut s, grant("bob", "ALICE", &[FolderPrivilege::Read, FolderPrivilege::Delete]));
+        ok(&mut s, grant("bob", "alice", &[FolderPrivilege::Read]));
+        ok(
+            &mut s,
+            grant("bob", "bob", &[FolderPrivilege::Read, FolderPrivilege::Write, FolderPrivilege::Delete]),
+        );
+        assert_eq!(
+            s.folder_grants_of(T, bob),
+            vec![
+                ("alice".to_string(), BTreeSet::from([FolderPrivilege::Read])),
+                (
+                    "bob".to_string(),
+                    BTreeSet::from([FolderPrivilege::Read, FolderPrivilege::Write, FolderPrivilege::Delete])
+                ),
+            ]
+        );
+        ok(&mut s, grant("bob", "alice", &[]));
+        ok(&mut s, grant("bob", "bob", &[FolderPrivilege::None]));
+        assert!(s.folder_grants_of(T, bob).is_empty());
+        assert!(!s.tenant(T).expect("t").grants.contains_key(&bob), "no empty entries are kept");
+    }
+
+    #[test]
+    fn set_folder_privileges_accepts_only_existing_top_level_folders() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        ok(&mut s, folder("bob/Inbox"));
+        assert_eq!(field(&err(&mut s, grant("bob", "bob/Inbox", &[FolderPrivilege::Read]))), "folder");
+        assert!(is_not_found(&err(&mut s, grant("bob", "nobody", &[FolderPrivilege::Read]))));
+        assert!(is_not_found(&err(&mut s, grant("nobody", "bob", &[FolderPrivilege::Read]))));
+        assert_eq!(field(&s.archive_by_name(T, "bob/Inbox").expect_err("subfolder")), "folder");
+    }
+
+    #[test]
+    fn clear_folder_privileges_removes_all_including_the_own_archive() {
+        let mut s = state();
+        let bob = add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        ok(&mut s, grant("bob", "alice", &[FolderPrivilege::Read]));
+        ok(&mut s, Command::ClearFolderPrivileges { tenant: T.into(), user_name: "Bob".into() });
+        assert!(s.folder_grants_of(T, bob).is_empty());
+        let missing = Command::ClearFolderPrivileges { tenant: T.into(), user_name: "x".into() };
+        assert!(is_not_found(&err(&mut s, missing)));
+    }
+
+    #[test]
+    fn create_folder_creates_missing_parents() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        ok(&mut s, folder("BOB/Mailbox/Inbox/2024"));
+        assert_eq!(
+            s.child_folders(T, Some("bob"), None).expect("tree"),
+            vec!["bob/Mailbox", "bob/Mailbox/Inbox", "bob/Mailbox/Inbox/2024"]
+        );
+        assert!(is_exists(&err(&mut s, folder("bob/Mailbox/Inbox"))));
+        ok(&mut s, folder("bob/Mailbox/inbox"));
+        assert!(is_not_found(&err(&mut s, folder("nobody/Inbox"))));
+        assert_eq!(field(&err(&mut s, folder("bob"))), "folder");
+        assert_eq!(field(&err(&mut s, folder("bob//x"))), "folder");
+        assert_eq!(field(&err(&mut s, folder("bob/.."))), "folder");
+    }
+
+    #[test]
+    fn move_subfolder_moves_its_subtree() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        ok(&mut s, folder("bob/Inbox/A/B"));
+        ok(&mut s, folder("bob/Inbox2"));
+        ok(&mut s, mv("bob/Inbox", "bob/Archive/2024/Inbox"));
+        assert_eq!(
+            s.child_folders(T, Some("bob"), None).expect("tree"),
+            vec![
+                "bob/Archive",
+                "bob/Archive/2024",
+                "bob/Archive/2024/Inbox",
+                "bob/Archive/2024/Inbox/A",
+                "bob/Archive/2024/Inbox/A/B",
+                "bob/Inbox2",
+            ],
+            "Inbox2 is not part of the Inbox subtree"
+        );
+    }
+
+    #[test]
+    fn move_subfolder_to_another_archive() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        ok(&mut s, folder("bob/Inbox/Sub"));
+        ok(&mut s, mv("bob/Inbox", "alice/FromBob"));
+        assert!(s.child_folders(T, Some("bob"), None).expect("bob").is_empty());
+        assert_eq!(
+            s.child_folders(T, Some("alice"), None).expect("alice"),
+            vec!["alice/FromBob", "alice/FromBob/Sub"]
+        );
+    }
+
+    #[test]
+    fn move_folder_refusals() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        ok(&mut s, folder("bob/Inbox/Sub"));
+        ok(&mut s, folder("bob/Sent"));
+        assert_eq!(field(&err(&mut s, mv("bob/Inbox", "bob/Inbox/Sub/X"))), "toFolder");
+        assert_eq!(field(&err(&mut s, mv("bob/Inbox", "bob/Inbox"))), "toFolder");
+        assert!(is_exists(&err(&mut s, mv("bob/Inbox", "bob/Sent"))));
+        assert!(is_not_found(&err(&mut s, mv("bob/Nothing", "bob/X"))));
+        assert!(is_not_found(&err(&mut s, mv("bob/Inbox", "nobody/X"))));
+        assert_eq!(field(&err(&mut s, mv("bob/Inbox", "carol"))), "toFolder");
+        assert_eq!(field(&err(&mut s, mv("bob", "alice/bob"))), "toFolder");
+        assert_eq!(field(&err(&mut s, mv("bob/", "bob/X"))), "fromFolder");
+        assert_eq!(field(&err(&mut s, mv("bob", "bob"))), "toFolder");
+    }
+
+    #[test]
+    fn moving_a_top_level_folder_renames_the_archive() {
+        let mut s = state();
+        let bob = add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        ok(&mut s, folder("bob/Inbox"));
+        assert!(is_exists(&err(&mut s, mv("bob", "ALICE"))));
+        ok(&mut s, mv("bob", "Robert"));
+        assert_eq!(s.child_folders(T, None, None).expect("tree"), vec!["Robert", "Robert/Inbox", "alice"]);
+        assert_eq!(
+            s.user(T, "bob").expect("user unchanged").archive,
+            s.archive_by_name(T, "robert").expect("a").id
+        );
+        assert_eq!(s.folder_grants_of(T, bob), vec![("Robert".to_string(), rw())]);
+        ok(&mut s, mv("Robert", "robert"));
+        assert_eq!(s.archive_by_name(T, "ROBERT").expect("a").name, "robert", "case-only rename");
+    }
+
+    #[test]
+    fn delete_folder_removes_the_subtree_but_never_an_archive() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        ok(&mut s, folder("bob/Inbox/A"));
+        ok(&mut s, folder("bob/InboxOld"));
+        let delete = |path: &str| Command::DeleteFolder { tenant: T.into(), path: path.into() };
+        assert_eq!(field(&err(&mut s, delete("bob"))), "folder");
+        assert!(is_not_found(&err(&mut s, delete("bob/Nothing"))));
+        ok(&mut s, delete("bob/Inbox"));
+        assert_eq!(s.child_folders(T, Some("bob"), None).expect("tree"), vec!["bob/InboxOld"]);
+    }
+
+    #[test]
+    fn child_folders_respect_start_and_max_levels() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        add_user(&mut s, "alice");
+        ok(&mut s, folder("bob/A/B/C"));
+        ok(&mut s, folder("alice/X"));
+        assert_eq!(s.child_folders(T, None, Some(1)).expect("top"), vec!["alice", "bob"]);
+        assert_eq!(s.child_folders(T, None, Some(2)).expect("2"), vec!["alice", "alice/X", "bob", "bob/A"]);
+        assert_eq!(s.child_folders(T, Some(""), Some(1)).expect("empty = all"), vec!["alice", "bob"]);
+        assert_eq!(s.child_folders(T, Some("bob"), Some(1)).expect("bob"), vec!["bob/A"]);
+        assert_eq!(s.child_folders(T, Some("BOB/A"), Some(1)).expect("A"), vec!["bob/A/B"]);
+        assert_eq!(s.child_folders(T, Some("bob/A"), None).expect("A"), vec!["bob/A/B", "bob/A/B/C"]);
+        assert!(s.child_folders(T, Some("bob"), Some(0)).expect("0").is_empty());
+        assert!(is_not_found(&s.child_folders(T, Some("bob/Z"), None).expect_err("missing")));
+        assert!(is_not_found(&s.child_folders(T, Some("zed"), None).expect_err("missing")));
+    }
+
+    #[test]
+    fn first_shard_becomes_current_and_there_is_exactly_one_current() {
+        let mut s = state();
+        assert!(s.current_shard(T).is_none());
+        ok(&mut s, shard("one", ShardState::Normal));
+        assert_eq!(s.current_shard(T).expect("current").name, "one");
+        ok(&mut s, shard("two", ShardState::Normal));
+        ok(&mut s, shard("three", ShardState::Current));
+        assert_eq!(
+            shard_states(&s),
+            vec![
+                ("one".to_string(), ShardState::Normal),
+                ("two".to_string(), ShardState::Normal),
+                ("three".to_string(), ShardState::Current),
+            ]
+        );
+        assert!(is_exists(&err(&mut s, shard("ONE", ShardState::Normal))));
+        assert_eq!(field(&err(&mut s, shard("", ShardState::Normal))), "name");
+    }
+
+    #[test]
+    fn setting_a_shard_current_demotes_the_previous_one() {
+        let mut s = state();
+        ok(&mut s, shard("one", ShardState::Current));
+        let two = match ok(&mut s, shard("two", ShardState::WriteProtected)) {
+            CommandOutput::Created(id) => id,
+            other => panic!("{other:?}"),
+        };
+        ok(&mut s, Command::SetShardState { tenant: T.into(), id: two, state: ShardState::Current });
+        assert_eq!(
+            shard_states(&s),
+            vec![("one".to_string(), ShardState::Normal), ("two".to_string(), ShardState::Current)]
+        );
+        ok(&mut s, Command::SetShardState { tenant: T.into(), id: two, state: ShardState::Current });
+        assert_eq!(s.current_shard(T).expect("current").id, two);
+    }
+
+    #[test]
+    fn the_current_shard_cannot_step_down_alone() {
+        let mut s = state();
+        ok(&mut s, shard("one", ShardState::Normal));
+        let one = s.current_shard(T).expect("current").id;
+        ok(&mut s, shard("two", ShardState::Normal));
+        let e =
+            err(&mut s, Command::SetShardState { tenant: T.into(), id: one, state: ShardState::Disabled });
+        assert!(matches!(&e, MetaError::Refused(m) if m.contains("another store current first")), "{e}");
+        let two = s.tenant(T).expect("t").shards.values().find(|x| x.name == "two").expect("two").id;
+        ok(&mut s, Command::SetShardState { tenant: T.into(), id: two, state: ShardState::Disabled });
+        assert!(is_not_found(&err(
+            &mut s,
+            Command::SetShardState { tenant: T.into(), id: 999, state: ShardState::Normal }
+        )));
+    }
+
+    #[test]
+    fn rename_shard_keeps_names_unique() {
+        let mut s = state();
+        ok(&mut s, shard("one", ShardState::Normal));
+        ok(&mut s, shard("two", ShardState::Normal));
+        let one = s.current_shard(T).expect("current").id;
+        let rename = |name: &str| Command::RenameShard { tenant: T.into(), id: one, name: name.into() };
+        assert!(is_exists(&err(&mut s, rename("TWO"))));
+        assert_eq!(field(&err(&mut s, rename(" "))), "name");
+        ok(&mut s, rename("One"));
+        ok(&mut s, rename("first"));
+        assert_eq!(s.current_shard(T).expect("current").name, "first");
+        let missing = Command::RenameShard { tenant: T.into(), id: 999, name: "x".into() };
+        assert!(is_not_found(&err(&mut s, missing)));
+    }
+
+    #[test]
+    fn nodes_are_upserted_and_forgotten() {
+        let mut s = MetaState::default();
+        let info = |a: &str| NodeInfo { cluster_addr: a.into(), api_addr: "api".into(), version: "1".into() };
+        ok(&mut s, Command::RegisterNode { id: 7, info: info("a:1") });
+        ok(&mut s, Command::RegisterNode { id: 7, info: info("b:1") });
+        assert_eq!(s.nodes.get(&7).map(|n| n.cluster_addr.as_str()), Some("b:1"));
+        ok(&mut s, Command::ForgetNode { id: 7 });
+        ok(&mut s, Command::ForgetNode { id: 7 });
+        assert!(s.nodes.is_empty());
+        assert_eq!(s.next_id, 0, "nodes take no ids from the counter");
+    }
+
+    #[test]
+    fn retried_request_id_applies_once() {
+        let mut s = state();
+        let first = s.apply("req-1", &create_user_cmd("bob", &[], None));
+        let again = s.apply("req-1", &create_user_cmd("bob", &[], None));
+        assert_eq!(first, again, "the recorded answer, not AlreadyExists");
+        assert_eq!(s.tenant(T).expect("t").users.len(), 1);
+        // A refusal is remembered too, even when the state would now allow the command.
+        let refused = s.apply("req-2", &folder("alice/Inbox"));
+        assert!(refused.is_err());
+        add_user(&mut s, "alice");
+        assert_eq!(s.apply("req-2", &folder("alice/Inbox")), refused);
+        assert!(s.child_folders(T, Some("alice"), None).expect("alice").is_empty());
+        // A new id applies again.
+        assert!(is_exists(&s.apply("req-3", &create_user_cmd("bob", &[], None)).expect_err("dup")));
+        // No id, no deduplication.
+        assert_eq!(s.apply("", &Command::ForgetNode { id: 1 }), Ok(CommandOutput::Done));
+        assert!(!s.applied_requests.contains_key(""));
+    }
+
+    #[test]
+    fn remembered_request_ids_are_bounded_oldest_first() {
+        let mut s = MetaState::default();
+        for i in 0..MAX_REMEMBERED_REQUESTS + 3 {
+            s.apply(&format!("r{i}"), &Command::ForgetNode { id: 1 }).expect("forget");
+        }
+        assert_eq!(s.applied_requests.len(), MAX_REMEMBERED_REQUESTS);
+        assert_eq!(s.request_order.len(), MAX_REMEMBERED_REQUESTS);
+        assert!(!s.applied_requests.contains_key("r2"));
+        assert!(s.applied_requests.contains_key("r3"));
+        assert_eq!(s.request_order.front().map(String::as_str), Some("r3"));
+    }
+
+    #[test]
+    fn refused_command_changes_nothing() {
+        let mut s = state();
+        add_admin(&mut s, "admin");
+        add_user(&mut s, "bob");
+        ok(&mut s, folder("bob/Inbox"));
+        ok(&mut s, shard("one", ShardState::Normal));
+        let one = s.current_shard(T).expect("current").id;
+        let refused = vec![
+            Command::CreateTenant { name: "default".into() },
+            create_user_cmd("BOB", &[], None),
+            create_user_cmd("carol", &[Privilege::Admin, Privilege::Login], None),
+            Command::DeleteUser { tenant: T.into(), user_name: "admin".into() },
+            Command::DeleteUser { tenant: T.into(), user_name: "nobody".into() },
+            Command::RenameUser {
+                tenant: T.into(),
+                old_user_name: "bob".into(),
+                new_user_name: "Admin".into(),
+            },
+            Command::UpdateUser {
+                tenant: T.into(),
+                user_name: "admin".into(),
+                change: UserChange::Privileges(BTreeSet::new()),
+            },
+            grant("bob", "bob/Inbox", &[FolderPrivilege::Read]),
+            folder("bob/Inbox"),
+            mv("bob/Inbox", "bob/Inbox/X"),
+            mv("bob", "admin"),
+            Command::DeleteFolder { tenant: T.into(), path: "bob".into() },
+            shard("ONE", ShardState::Current),
+            Command::SetShardState { tenant: T.into(), id: one, state: ShardState::Normal },
+            Command::RenameShard { tenant: T.into(), id: one + 100, name: "x".into() },
+            Command::CreateFolder { tenant: "nowhere".into(), path: "bob/x".into() },
+        ];
+        for cmd in refused {
+            err(&mut s, cmd);
+        }
+    }
+
+    #[test]
+    fn replicas_applying_the_same_log_agree_and_snapshots_round_trip() {
+        let log = [
+            Command::CreateTenant { name: T.into() },
+            create_user_cmd("admin", &[Privilege::Admin], Some("$h")),
+            create_user_cmd("bob", &[Privilege::Login], None),
+            folder("bob/Inbox/2024"),
+            grant("admin", "bob", &[FolderPrivilege::Read]),
+            shard("2024-01", ShardState::Normal),
+            Command::RegisterNode { id: 42, info: NodeInfo::default() },
+            Command::DeleteUser { tenant: T.into(), user_name: "bob".into() },
+        ];
+        let mut a = MetaState::default();
+        let mut b = MetaState::default();
+        for (i, cmd) in log.iter().enumerate() {
+            let id = format!("r{i}");
+            assert_eq!(a.apply(&id, cmd), b.apply(&id, cmd));
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.state_hash(), b.state_hash());
+        assert_eq!(a.state_hash().len(), 64);
+
+        let json = serde_json::to_string(&a).expect("serialize");
+        let restored: MetaState = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(restored, a);
+        assert_eq!(restored.state_hash(), a.state_hash());
+
+        b.apply("r-more", &folder("bob/Other")).expect("orphaned archives take folders");
+        assert_ne!(a.state_hash(), b.state_hash());
+    }
+}

@@ -1,0 +1,84 @@
+//! Typed metadata commands: every change of metadata is one of these, validated by the state machine.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, ShardId};
+use crate::records::NodeInfo;
+use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState};
+
+/// Identifies one logical write, so that a retried or forwarded write is applied once.
+pub type RequestId = String;
+
+/// A metadata change. Arguments arrive already parsed into value sets; names are validated on apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates a tenant (CLU-04).
+    CreateTenant { name: String },
+    /// Creates a user and, in the same step, the user's archive with `read,write` for the user (ADM-01).
+    /// An orphaned archive of the same name is re-linked instead.
+    CreateUser {
+        tenant: String,
+        user_name: String,
+        full_name: Option<String>,
+        authentication: Authentication,
+        password_hash: Option<String>,
+        privileges: BTreeSet<Privilege>,
+        distinguished_name: Option<String>,
+        email_addresses: Vec<String>,
+    },
+    /// Deletes a user; the archive stays (orphaned) and the user's grants on other archives go.
+    DeleteUser { tenant: String, user_name: String },
+    /// Renames a user record only; the archive's top-level folder keeps its name.
+    RenameUser { tenant: String, old_user_name: String, new_user_name: String },
+    /// Changes one property of a user.
+    UpdateUser { tenant: String, user_name: String, change: UserChange },
+    /// Replaces the privileges of a user on one archive (top-level folder). Empty = none.
+    SetFolderPrivileges {
+        tenant: String,
+        user_name: String,
+        folder: String,
+        privileges: BTreeSet<FolderPrivilege>,
+    },
+    /// Removes every folder privilege of a user, own archive included.
+    ClearFolderPrivileges { tenant: String, user_name: String },
+    /// Creates a folder (and missing parents) below an archive's top-level folder: `archive/a/b`.
+    CreateFolder { tenant: String, path: String },
+    /// Moves or renames a folder, subfolders included; top-level folders rename the archive.
+    MoveFolder { tenant: String, from: String, to: String },
+    /// Deletes a folder and its subfolders (not a top-level folder).
+    DeleteFolder { tenant: String, path: String },
+    /// Adds a shard to the catalogue; `current` makes the tenant's previous current shard `normal`.
+    CreateShard { tenant: String, name: String, state: ShardState },
+    /// Sets a shard's requested state.
+    SetShardState { tenant: String, id: ShardId, state: ShardState },
+    /// Renames a shard.
+    RenameShard { tenant: String, id: ShardId, name: String },
+    /// Records (or updates) a cluster node's addresses and version.
+    RegisterNode { id: NodeId, info: NodeInfo },
+    /// Forgets a node removed from the cluster.
+    ForgetNode { id: NodeId },
+}
+
+/// One property change of a user, as the `SetUser*` functions make them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserChange {
+    /// An argon2id PHC string, already checked against the password policy.
+    PasswordHash(String),
+    Privileges(BTreeSet<Privilege>),
+    EmailAddresses(Vec<String>),
+    FullName(Option<String>),
+    Authentication(Authentication),
+    DistinguishedName(Option<String>),
+    Pop3UserNames(Vec<String>),
+}
+
+/// What a successfully applied command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandOutput {
+    /// Nothing beyond success.
+    Done,
+    /// The id of a newly created record (user, shard, tenant).
+    Created(u64),
+}

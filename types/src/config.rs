@@ -1,0 +1,294 @@
+//! Node configuration: one TOML file, every setting overridable as `ARCA_<SECTION>_<KEY>`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be loaded; names the file or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// The whole configuration of one node. `arca config example` prints it with every default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub listen: ListenConfig,
+    pub cluster: ClusterConfig,
+    pub tls: TlsConfig,
+    pub api: ApiConfig,
+    pub log: LogConfig,
+}
+
+/// `[data]`: where the node keeps its identity, Raft log, snapshots and caches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+/// `[listen]`: addresses of the listeners; an empty string switches an optional listener off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    pub cluster: String,
+    pub api: String,
+    pub web: String,
+    pub http: String,
+    pub imap: String,
+    pub imaps: String,
+}
+
+/// `[cluster]`: membership and the shared secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// File holding the cluster secret; empty means `<data.dir>/cluster.secret`.
+    pub secret_file: String,
+    /// Address other nodes use to reach this node's cluster listener; empty derives it from `listen.cluster`.
+    pub advertise: String,
+    /// Address of the API listener that other nodes and clients are told about; empty derives it.
+    pub advertise_api: String,
+    /// Joining nodes are promoted to voters automatically while the cluster has fewer voters than this.
+    pub max_voters: usize,
+    /// Raft heartbeat interval in milliseconds.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomised election timeout in milliseconds (the upper bound is twice it).
+    pub election_timeout_ms: u64,
+    /// A snapshot is built after this many log entries; older entries are then purged.
+    pub snapshot_after_logs: u64,
+}
+
+/// `[tls]`: the certificate of the web, IMAP and API listeners; empty means a generated self-signed one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// `[api]`: behaviour of the Administration API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// An invoked function that has not finished after this long answers `running` with a token.
+    pub invoke_wait_ms: u64,
+}
+
+/// `[log]`: diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `arca_raft=debug,info`.
+    pub level: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { dir: PathBuf::from("./arca-data") }
+    }
+}
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            cluster: "0.0.0.0:8460".into(),
+            api: "127.0.0.1:8463".into(),
+            web: "0.0.0.0:8462".into(),
+            http: String::new(),
+            imap: String::new(),
+            imaps: String::new(),
+        }
+    }
+}
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            secret_file: String::new(),
+            advertise: String::new(),
+            advertise_api: String::new(),
+            max_voters: 3,
+            heartbeat_ms: 250,
+            election_timeout_ms: 1000,
+            snapshot_after_logs: 5000,
+        }
+    }
+}
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { invoke_wait_ms: 1000 }
+    }
+}
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: DataConfig::default(),
+            listen: ListenConfig::default(),
+            cluster: ClusterConfig::default(),
+            tls: TlsConfig::default(),
+            api: ApiConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The documented configuration file with every default; `arca config example` prints it.
+pub const EXAMPLE: &str = r#"# Arca node configuration. Every setting may also be given as an environment variable
+# ARCA_<SECTION>_<KEY>, e.g. ARCA_DATA_DIR, ARCA_LISTEN_API, ARCA_CLUSTER_SECRET_FILE.
+# Environment variables override this file; the values below are the defaults.
+
+[data]
+# Node identity, Raft log and snapshots, certificate, caches. Empty directory = new cluster or join.
+dir = "./arca-data"
+
+[listen]
+# Raft and inter-node RPC (TLS, cluster secret).
+cluster = "0.0.0.0:8460"
+# Administration API and data API (HTTPS), /healthz, /readyz, /metrics.
+api = "127.0.0.1:8463"
+# Web Access (HTTPS).
+web = "0.0.0.0:8462"
+# Plain-HTTP redirect to Web Access; empty = off.
+http = ""
+# IMAP with STARTTLS and IMAP over TLS; empty = off (ports below 1024 need privileges).
+imap = ""
+imaps = ""
+
+[cluster]
+# File with the cluster secret; empty = <data.dir>/cluster.secret (created on first start).
+secret_file = ""
+# Address other nodes reach this node's cluster listener at; empty = listen.cluster
+# (with 0.0.0.0 replaced by 127.0.0.1: set it on a multi-host cluster).
+advertise = ""
+# Address of this node's API listener as announced to the cluster; empty = listen.api.
+advertise_api = ""
+# Joining nodes become voters automatically while there are fewer voters than this.
+max_voters = 3
+heartbeat_ms = 250
+election_timeout_ms = 1000
+# Build a Raft snapshot (and compact the log) after this many entries.
+snapshot_after_logs = 5000
+
+[tls]
+# PEM certificate chain and key for the web, IMAP and API listeners; empty = self-signed, generated once.
+cert_file = ""
+key_file = ""
+
+[api]
+# A function still running after this many milliseconds answers "running" with a token.
+invoke_wait_ms = 1000
+
+[log]
+level = "info"
+"#;
+
+impl Config {
+    /// Loads the file (when given) and applies `ARCA_<SECTION>_<KEY>` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut value = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                let parsed: Config = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+                to_table(&parsed)
+            }
+            None => to_table(&Config::default()),
+        };
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix("ARCA_") else { continue };
+            let Some((section, key)) = find_setting(&value, rest) else { continue };
+            let slot = value
+                .get_mut(&section)
+                .and_then(|s| s.as_table_mut())
+                .and_then(|t| t.get_mut(&key));
+            if let Some(slot) = slot {
+                *slot = match slot {
+                    toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                        ConfigError::Env { var: var.clone(), message: format!("'{raw}' is not a whole number") }
+                    })?),
+                    toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
+                        ConfigError::Env { var: var.clone(), message: format!("'{raw}' is not true or false") }
+                    })?),
+                    _ => toml::Value::String(raw),
+                };
+            }
+        }
+        toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env { var: "ARCA_*".into(), message: e.to_string() })
+    }
+
+    /// The cluster secret file: the configured one or `<data.dir>/cluster.secret`.
+    pub fn secret_file(&self) -> PathBuf {
+        if self.cluster.secret_file.is_empty() {
+            self.data.dir.join("cluster.secret")
+        } else {
+            PathBuf::from(&self.cluster.secret_file)
+        }
+    }
+}
+
+fn to_table(config: &Config) -> toml::Table {
+    match toml::Value::try_from(config) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    }
+}
+
+/// Maps `DATA_DIR` to (`data`, `dir`), `CLUSTER_SECRET_FILE` to (`cluster`, `secret_file`), and so on.
+fn find_setting(table: &toml::Table, rest: &str) -> Option<(String, String)> {
+    let lower = rest.to_ascii_lowercase();
+    table.iter().find_map(|(section, inner)| {
+        let key = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        inner.as_table()?.contains_key(key).then(|| (section.clone(), key.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_matches_the_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE).expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_settings_by_section_and_key() {
+        let env = vec![
+            ("ARCA_DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("ARCA_LISTEN_API".to_string(), "127.0.0.1:1".to_string()),
+            ("ARCA_CLUSTER_SECRET_FILE".to_string(), "/s".to_string()),
+            ("ARCA_CLUSTER_MAX_VOTERS".to_string(), "5".to_string()),
+            ("ARCA_PASSWORD".to_string(), "not a setting".to_string()),
+        ];
+        let c = Config::load(None, env).expect("loads");
+        assert_eq!(c.data.dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.listen.api, "127.0.0.1:1");
+        assert_eq!(c.secret_file(), PathBuf::from("/s"));
+        assert_eq!(c.cluster.max_voters, 5);
+    }
+
+    #[test]
+    fn malformed_number_names_the_variable() {
+        let env = vec![("ARCA_API_INVOKE_WAIT_MS".to_string(), "soon".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("ARCA_API_INVOKE_WAIT_MS"), "{err}");
+    }
+}

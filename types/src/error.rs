@@ -1,0 +1,35 @@
+//! Errors of validated metadata commands; each names the argument or record at fault.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a metadata command or query was refused. Serializable, because the answer travels through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MetaError {
+    /// An argument has an invalid value; `field` is the API argument name.
+    #[error("invalid value for '{field}': {reason}")]
+    Invalid { field: String, reason: String },
+    /// A record that must exist does not.
+    #[error("{kind} '{name}' does not exist")]
+    NotFound { kind: String, name: String },
+    /// A record with that name exists already.
+    #[error("{kind} '{name}' already exists")]
+    AlreadyExists { kind: String, name: String },
+    /// The operation is refused in the current state (e.g. deleting the last administrator).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl MetaError {
+    /// Shorthand for [`MetaError::Invalid`].
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        MetaError::Invalid { field: field.to_string(), reason: reason.into() }
+    }
+    /// Shorthand for [`MetaError::NotFound`].
+    pub fn not_found(kind: &str, name: impl Into<String>) -> Self {
+        MetaError::NotFound { kind: kind.to_string(), name: name.into() }
+    }
+    /// Shorthand for [`MetaError::AlreadyExists`].
+    pub fn exists(kind: &str, name: impl Into<String>) -> Self {
+        MetaError::AlreadyExists { kind: kind.to_string(), name: name.into() }
+    }
+}

@@ -1,0 +1,140 @@
+//! Validation of names that travel in metadata commands: user names (ADM-01), tenant and store names,
+//! and `/`-separated folder paths (ACC-01). Every error names the API argument at fault.
+
+use crate::MetaError;
+
+/// Longest user name, in Unicode characters (ADM-01).
+pub const MAX_USER_NAME_CHARS: usize = 128;
+/// Longest folder path segment, in Unicode characters.
+pub const MAX_FOLDER_SEGMENT_CHARS: usize = 255;
+
+/// Checks the ADM-01 user name rules: 1–128 characters, no control characters, no `/`,
+/// no leading or trailing blanks. `field` names the API argument in the error.
+pub fn validate_user_name(field: &str, name: &str) -> Result<(), MetaError> {
+    let count = name.chars().count();
+    if count == 0 {
+        return Err(MetaError::invalid(field, "must not be empty"));
+    }
+    if count > MAX_USER_NAME_CHARS {
+        return Err(MetaError::invalid(
+            field,
+            format!("is {count} characters long; at most {MAX_USER_NAME_CHARS} are allowed"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(MetaError::invalid(field, "must not contain control characters"));
+    }
+    if name.contains('/') {
+        return Err(MetaError::invalid(field, "must not contain '/' (the folder path separator)"));
+    }
+    if has_outer_blanks(name) {
+        return Err(MetaError::invalid(field, "must not start or end with a blank"));
+    }
+    Ok(())
+}
+
+/// Checks a `/`-separated folder path: no empty segments, no control characters, each segment
+/// 1–255 characters without leading or trailing blanks, and no `.` or `..` segments.
+/// `field` names the API argument in the error.
+pub fn validate_folder_name(field: &str, path: &str) -> Result<(), MetaError> {
+    if path.is_empty() {
+        return Err(MetaError::invalid(field, "must not be empty"));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(MetaError::invalid(field, "must not contain control characters"));
+    }
+    for segment in path.split('/') {
+        if segment.is_empty() {
+            return Err(MetaError::invalid(
+                field,
+                format!("'{path}' has an empty folder name (leading, trailing or doubled '/')"),
+            ));
+        }
+        let count = segment.chars().count();
+        if count > MAX_FOLDER_SEGMENT_CHARS {
+            return Err(MetaError::invalid(
+                field,
+                format!(
+                    "folder name is {count} characters long; at most {MAX_FOLDER_SEGMENT_CHARS} are allowed"
+                ),
+            ));
+        }
+        if segment == "." || segment == ".." {
+            return Err(MetaError::invalid(field, format!("folder name '{segment}' is not allowed")));
+        }
+        if has_outer_blanks(segment) {
+            return Err(MetaError::invalid(
+                field,
+                format!("folder name '{segment}' must not start or end with a blank"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True when the text starts or ends with white space.
+fn has_outer_blanks(text: &str) -> bool {
+    text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(err: MetaError) -> String {
+        match err {
+            MetaError::Invalid { field, .. } => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_names_accept_free_text() {
+        for name in ["Max Mustermann", "a", "Jürgen Groß", "密码", "o'brien@example.com", &"x".repeat(128)]
+        {
+            assert!(validate_user_name("userName", name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn user_name_violations_name_the_field() {
+        let too_long = "x".repeat(129);
+        for name in ["", too_long.as_str(), "a/b", " lead", "trail ", "tab\there", "nl\n", "\u{7f}"] {
+            let err = validate_user_name("newUserName", name).expect_err(name);
+            assert_eq!(field_of(err), "newUserName", "{name:?}");
+        }
+    }
+
+    #[test]
+    fn user_name_length_counts_characters_not_bytes() {
+        assert!(validate_user_name("userName", &"ä".repeat(128)).is_ok());
+        assert!(validate_user_name("userName", &"ä".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn folder_paths_accept_nested_names() {
+        for path in ["bob", "bob/Inbox", "Max Mustermann/Inbox/Project X", "a/b c/d", &"y".repeat(255)] {
+            assert!(validate_folder_name("folder", path).is_ok(), "{path}");
+        }
+    }
+
+    #[test]
+    fn folder_path_violations_name_the_field() {
+        let too_long = format!("bob/{}", "y".repeat(256));
+        for path in [
+            "",
+            "/bob",
+            "bob/",
+            "bob//Inbox",
+            "bob/./Inbox",
+            "bob/..",
+            "bob/ Inbox",
+            "bob/Inbox ",
+            "bob/In\u{0}box",
+            too_long.as_str(),
+        ] {
+            let err = validate_folder_name("toFolder", path).expect_err(path);
+            assert_eq!(field_of(err), "toFolder", "{path:?}");
+        }
+    }
+}

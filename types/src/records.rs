@@ -1,0 +1,91 @@
+//! Metadata records held in the Raft state machine: tenants, users, archives, shards, nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ArchiveId, NodeId, ShardId, UserId};
+use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState};
+
+/// The tenant every single-node installation starts with (OPS-06).
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One tenant: it owns its users, archives, grants and shards; nothing crosses tenants (CLU-04).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    pub users: BTreeMap<UserId, User>,
+    pub archives: BTreeMap<ArchiveId, Archive>,
+    /// Folder privileges: user -> archive -> privileges (ADM-04). Absent means none.
+    pub grants: BTreeMap<UserId, BTreeMap<ArchiveId, BTreeSet<FolderPrivilege>>>,
+    pub shards: BTreeMap<ShardId, Shard>,
+}
+
+/// A user record (ADM-01). The password is kept only as an argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub full_name: Option<String>,
+    pub authentication: Authentication,
+    pub password_hash: Option<String>,
+    pub privileges: BTreeSet<Privilege>,
+    pub distinguished_name: Option<String>,
+    /// The first address is the primary one.
+    pub email_addresses: Vec<String>,
+    pub pop3_user_names: Vec<String>,
+    /// The user's own archive, created with the user.
+    pub archive: ArchiveId,
+}
+
+impl User {
+    /// True when the user holds the global `admin` privilege.
+    pub fn is_admin(&self) -> bool {
+        self.privileges.contains(&Privilege::Admin)
+    }
+}
+
+/// A user archive: a top-level folder and the folder tree below it. It stays when its user is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archive {
+    pub id: ArchiveId,
+    /// The top-level folder name; it carries the user name at creation and is not changed by a rename.
+    pub name: String,
+    /// The owning user; `None` for an orphaned archive.
+    pub owner: Option<UserId>,
+    /// Folder paths below the top-level folder, `/`-separated (e.g. `Inbox/Projects`).
+    pub folders: BTreeSet<String>,
+}
+
+/// An archive store (shard) in the catalogue (STO-01..03, CLU-02).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub id: ShardId,
+    pub name: String,
+    pub state: ShardState,
+    /// The node that serves (writes and searches) this shard.
+    pub owner_node: Option<NodeId>,
+    /// Fencing epoch: raised whenever the serving node changes (invariant 2).
+    pub epoch: u64,
+    /// Object key of the latest committed manifest.
+    pub manifest: Option<String>,
+    pub message_count: u64,
+    pub byte_count: u64,
+}
+
+/// A cluster node as the catalogue knows it: where to reach it and what it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Address of the cluster listener (Raft and inter-node RPC), `host:port`.
+    pub cluster_addr: String,
+    /// Address of the API listener, `host:port`.
+    pub api_addr: String,
+    /// Version of the `arca` binary.
+    pub version: String,
+}
+
+impl std::fmt::Display for NodeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cluster={} api={}", self.cluster_addr, self.api_addr)
+    }
+}
