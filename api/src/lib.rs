@@ -1,1 +1,50 @@
-//! placeholder
+//! Arca's HTTPS API: the MailStore-compatible Administration API (`/api/invoke/<Function>`, long-running
+//! calls with tokens, `get-metadata`), cluster routes for the CLI, health and metrics.
+//!
+//! Map: [`routes`] builds the router; [`auth`] is the one gate every call passes; [`args`] parses
+//! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
+//! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS.
+
+pub mod args;
+pub mod auth;
+pub mod calls;
+pub mod catalogue;
+pub mod envelope;
+pub mod functions;
+pub mod listener;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_raft::MetaNode;
+
+/// Everything a request handler needs; shared by all connections of a node.
+#[derive(Debug)]
+pub struct ApiContext {
+    pub meta: MetaNode,
+    /// Version of this binary, as `GetServerInfo` reports it.
+    pub version: String,
+    /// Name of this node, as `GetServerInfo` reports it (`machineName`).
+    pub machine_name: String,
+    /// How long `invoke` waits before answering `running` with a token.
+    pub invoke_wait: Duration,
+    pub calls: calls::Calls,
+    pub gate: auth::Gate,
+    pub metrics: routes::Metrics,
+}
+
+impl ApiContext {
+    /// A context for `meta` with default behaviour.
+    pub fn new(meta: MetaNode, version: String, machine_name: String, invoke_wait: Duration) -> Arc<ApiContext> {
+        Arc::new(ApiContext {
+            meta,
+            version,
+            machine_name,
+            invoke_wait,
+            calls: calls::Calls::default(),
+            gate: auth::Gate::default(),
+            metrics: routes::Metrics::default(),
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! The one gate (invariant 6): who is calling, from where, and what they may do. Every API route asks it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::http::HeaderMap;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use arca_raft::MetaNode;
+use arca_types::records::{User, DEFAULT_TENANT};
+use arca_types::values::Authentication;
+
+/// Name and password of the administrator created on first start (OPS-06).
+pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "admin");
+/// Failed logins from one address within [`THROTTLE_WINDOW`] before further attempts are refused.
+const THROTTLE_FAILURES: u32 = 10;
+const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a verified password stays verified (it is re-checked whenever the stored hash changes).
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+
+/// A caller whose credentials were checked.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: String,
+    pub user: User,
+    pub addr: SocketAddr,
+}
+
+/// Why a request was not let through.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// No or wrong credentials: HTTP 401 with a Basic challenge.
+    #[error("authentication required: {0}")]
+    Unauthenticated(String),
+    /// Too many failed logins from this address: HTTP 429.
+    #[error("too many failed logins from {0}; try again in a minute")]
+    Throttled(IpAddr),
+    /// Authenticated, but not allowed: an error envelope.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The metadata cluster could not answer.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// State of the gate: throttling counters and the cache of verified passwords.
+#[derive(Debug, Default)]
+pub struct Gate {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+/// Hashes a password with argon2id for storage.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+fn verify(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+}
+
+/// True for loopback addresses (`127.0.0.0/8`, `::1`, and IPv4-mapped loopback).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// Extracts `user:password` from an HTTP Basic `Authorization` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+impl Gate {
+    fn throttled(&self, ip: IpAddr) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.get(&ip).is_some_and(|(n, since)| *n >= THROTTLE_FAILURES && since.elapsed() < THROTTLE_WINDOW)
+    }
+
+    fn record_failure(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= THROTTLE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// Checks `password` against `phc`, remembering a success for a while (argon2 is deliberately slow).
+    fn password_matches(&self, user: &str, password: &str, phc: &str) -> bool {
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(user.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .chain_update([0])
+            .chain_update(phc.as_bytes())
+            .finalize()
+            .into();
+        {
+            let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if verified.get(&key).is_some_and(|t| t.elapsed() < VERIFIED_TTL) {
+                return true;
+            }
+        }
+        let ok = verify(password, phc);
+        if ok {
+            let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if verified.len() > 10_000 {
+                verified.retain(|_, t| t.elapsed() < VERIFIED_TTL);
+            }
+            verified.insert(key, Instant::now());
+        }
+        ok
+    }
+
+    /// Authenticates the caller of a request (linearizable read of the user record).
+    pub async fn authenticate(&self, meta: &MetaNode, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Denied> {
+        if self.throttled(addr.ip()) {
+            return Err(Denied::Throttled(addr.ip()));
+        }
+        let Some((name, password)) = basic_credentials(headers) else {
+            return Err(Denied::Unauthenticated("HTTP Basic credentials are required".into()));
+        };
+        meta.linearizable().await.map_err(|e| Denied::Unavailable(e.to_string()))?;
+        let tenant = DEFAULT_TENANT.to_string();
+        let user = meta.with_state(|s| s.user(&tenant, &name).ok().cloned());
+        let ok = match &user {
+            Some(u) if u.authentication == Authentication::Integrated => {
+                u.password_hash.as_deref().is_some_and(|phc| self.password_matches(&u.name, &password, phc))
+            }
+            _ => false,
+        };
+        match (ok, user) {
+            (true, Some(user)) => Ok(Caller { tenant, user, addr }),
+            _ => {
+                self.record_failure(addr.ip());
+                Err(Denied::Unauthenticated("unknown user or wrong password".into()))
+            }
+        }
+    }
+
+    /// Authenticates an administrator and applies the default-password rule for non-loopback callers.
+    pub async fn admin(&self, meta: &MetaNode, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Denied> {
+        let caller = self.authenticate(meta, headers, addr).await?;
+        if !caller.user.is_admin() {
+            return Err(Denied::Forbidden(format!(
+                "user '{}' is not an administrator; the Administration API needs the privilege 'admin'",
+                caller.user.name
+            )));
+        }
+        if !is_loopback(addr.ip()) && self.default_admin_password_in_use(meta, &caller.tenant) {
+            return Err(Denied::Forbidden(
+                "the user 'admin' still has the default password 'admin': change it (SetUserPassword) before \
+                 calling the API from another host than this one"
+                    .into(),
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// True while the user `admin` can still log in with the password `admin`.
+    pub fn default_admin_password_in_use(&self, meta: &MetaNode, tenant: &str) -> bool {
+        let (name, password) = DEFAULT_ADMIN;
+        let hash = meta.with_state(|s| s.user(tenant, name).ok().and_then(|u| u.password_hash.clone()));
+        hash.is_some_and(|phc| self.password_matches(name, password, &phc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_header_parses_and_loopback_is_recognised() {
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::AUTHORIZATION, "Basic YWRtaW46UGFzc3cwcmQ=".parse().expect("header"));
+        assert_eq!(basic_credentials(&h), Some(("admin".into(), "Passw0rd".into())));
+        assert!(is_loopback("127.9.9.9".parse().expect("ip")));
+        assert!(is_loopback("::1".parse().expect("ip")));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().expect("ip")));
+        assert!(!is_loopback("10.0.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn hashed_password_verifies_and_wrong_one_does_not() {
+        let phc = hash_password("Sommer2024!x").expect("hash");
+        assert!(phc.starts_with("$argon2id$"));
+        let gate = Gate::default();
+        assert!(gate.password_matches("u", "Sommer2024!x", &phc));
+        assert!(!gate.password_matches("u", "sommer2024!x", &phc));
+    }
+}

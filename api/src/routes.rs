@@ -1,0 +1,259 @@
+//! The HTTP routes of the API listener: Administration API, cluster routes for the CLI, health, metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::ApiContext;
+use crate::args::Args;
+use crate::auth::{Caller, Denied};
+use crate::catalogue;
+use crate::envelope::{ApiError, Envelope, no_cache_headers};
+use crate::functions;
+use crate::listener::PeerAddr;
+
+/// Request counters exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    invokes: AtomicU64,
+    failures: AtomicU64,
+    denied: AtomicU64,
+}
+
+type Ctx = State<Arc<ApiContext>>;
+
+/// The router of the API listener.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    Router::new()
+        .route("/api/invoke/{function}", post(invoke))
+        .route("/api/get-status", post(get_status))
+        .route("/api/cancel-async", post(cancel_async))
+        .route("/api/get-metadata", post(get_metadata))
+        .route("/api/cluster/status", post(cluster_status))
+        .route("/api/cluster/local-state", post(local_state))
+        .route("/api/cluster/promote", post(cluster_promote))
+        .route("/api/cluster/remove", post(cluster_remove))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ctx)
+}
+
+fn denied(ctx: &ApiContext, d: Denied) -> Response {
+    ctx.metrics.denied.fetch_add(1, Ordering::Relaxed);
+    match d {
+        Denied::Unauthenticated(why) => {
+            let mut headers = no_cache_headers();
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Arca\""));
+            (StatusCode::UNAUTHORIZED, headers, Envelope::failure(ApiError::new(why)).into_response().into_body())
+                .into_response()
+        }
+        Denied::Throttled(_) => {
+            let body = Envelope::failure(ApiError::new(d.to_string())).into_response().into_body();
+            (StatusCode::TOO_MANY_REQUESTS, no_cache_headers(), body).into_response()
+        }
+        Denied::Forbidden(_) | Denied::Unavailable(_) => Envelope::failure(ApiError::new(d.to_string())).into_response(),
+    }
+}
+
+async fn admin(ctx: &ApiContext, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Response> {
+    ctx.gate.admin(&ctx.meta, headers, addr).await.map_err(|d| denied(ctx, d))
+}
+
+fn form(body: &[u8]) -> Result<Vec<(String, String)>, Response> {
+    serde_urlencoded::from_bytes(body).map_err(|e| {
+        Envelope::failure(ApiError::new(format!("the request body is not url-encoded form data: {e}"))).into_response()
+    })
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+fn number_field(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, Response> {
+    match field(pairs, name) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            Envelope::failure(ApiError::new(format!("argument '{name}' must be a decimal integer, not '{v}'")))
+                .into_response()
+        }),
+    }
+}
+
+async fn invoke(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    Path(function): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match admin(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    ctx.metrics.invokes.fetch_add(1, Ordering::Relaxed);
+    let Some(spec) = catalogue::find(&function) else {
+        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+        return Envelope::failure(ApiError::new(format!(
+            "unknown function '{function}' (names are case-sensitive; get-metadata lists them)"
+        )))
+        .into_response();
+    };
+    let args = match Args::parse(spec, &body) {
+        Ok(a) => a,
+        Err(e) => {
+            ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+            return Envelope::failure(e.into()).into_response();
+        }
+    };
+    if !spec.is_implemented() {
+        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+        return Envelope::failure(functions::not_available(spec.name)).into_response();
+    }
+    let owner = caller.user.name.clone();
+    let work_ctx = ctx.clone();
+    let envelope = ctx
+        .calls
+        .start(&owner, ctx.invoke_wait, move |progress| functions::run(work_ctx, caller, spec, args, progress))
+        .await;
+    if envelope.error.is_some() {
+        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+    }
+    envelope.into_response()
+}
+
+async fn get_status(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match admin(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let pairs = match form(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(token) = field(&pairs, "token") else {
+        return Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response();
+    };
+    let (known, timeout) = match (number_field(&pairs, "lastKnownStatusVersion"), number_field(&pairs, "millisecondsTimeout")) {
+        (Ok(k), Ok(t)) => (k.unwrap_or(0), t.unwrap_or(0)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match ctx.calls.status(&caller.user.name, token, known, Duration::from_millis(timeout)).await {
+        Ok(env) => env.into_response(),
+        Err(e) => Envelope::failure(ApiError::new(e.to_string())).into_response(),
+    }
+}
+
+async fn cancel_async(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match admin(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let pairs = match form(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(token) = field(&pairs, "token") else {
+        return Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response();
+    };
+    match ctx.calls.cancel(&caller.user.name, token) {
+        Ok(env) => env.into_response(),
+        Err(e) => Envelope::failure(ApiError::new(e.to_string())).into_response(),
+    }
+}
+
+async fn get_metadata(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap) -> Response {
+    if let Err(r) = admin(&ctx, &headers, addr).await {
+        return r;
+    }
+    let list: Vec<Value> = catalogue::listed().map(|f| json!(f)).collect();
+    Envelope::success(Value::Array(list)).into_response()
+}
+
+async fn cluster_status(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap) -> Response {
+    if let Err(r) = admin(&ctx, &headers, addr).await {
+        return r;
+    }
+    match ctx.meta.status().await {
+        Ok(s) => Envelope::success(json!(s)).into_response(),
+        Err(e) => Envelope::failure(e.into()).into_response(),
+    }
+}
+
+async fn local_state(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap) -> Response {
+    if let Err(r) = admin(&ctx, &headers, addr).await {
+        return r;
+    }
+    Envelope::success(json!(ctx.meta.local_state())).into_response()
+}
+
+async fn membership(ctx: &ApiContext, addr: SocketAddr, headers: &HeaderMap, body: &[u8], promote: bool) -> Response {
+    if let Err(r) = admin(ctx, headers, addr).await {
+        return r;
+    }
+    let pairs = match form(body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let id = match number_field(&pairs, "id") {
+        Ok(Some(id)) => id,
+        Ok(None) => return Envelope::failure(ApiError::new("missing mandatory argument 'id'")).into_response(),
+        Err(r) => return r,
+    };
+    let result = if promote { ctx.meta.promote(id).await } else { ctx.meta.remove(id).await };
+    match result {
+        Ok(()) => Envelope::success(Value::Null).into_response(),
+        Err(e) => Envelope::failure(ApiError::new(e.to_string())).into_response(),
+    }
+}
+
+async fn cluster_promote(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+    membership(&ctx, addr, &headers, &body, true).await
+}
+
+async fn cluster_remove(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+    membership(&ctx, addr, &headers, &body, false).await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ctx): Ctx) -> Response {
+    let m = ctx.meta.raft().metrics().borrow().clone();
+    match m.current_leader {
+        Some(leader) => (StatusCode::OK, format!("ready: leader {leader}, term {}\n", m.current_term)).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no metadata leader known\n").into_response(),
+    }
+}
+
+async fn metrics(State(ctx): Ctx) -> Response {
+    let m = ctx.meta.raft().metrics().borrow().clone();
+    let is_leader = u8::from(m.current_leader == Some(m.id));
+    let text = format!(
+        "# HELP arca_raft_term Current Raft term of this node.\n# TYPE arca_raft_term gauge\narca_raft_term {}\n\
+         # HELP arca_raft_is_leader 1 when this node leads the metadata cluster.\n# TYPE arca_raft_is_leader gauge\narca_raft_is_leader {}\n\
+         # HELP arca_raft_last_log_index Last Raft log index on this node.\n# TYPE arca_raft_last_log_index gauge\narca_raft_last_log_index {}\n\
+         # HELP arca_raft_applied_index Last Raft log index applied to the metadata state.\n# TYPE arca_raft_applied_index gauge\narca_raft_applied_index {}\n\
+         # HELP arca_api_invocations_total Administration API invocations.\n# TYPE arca_api_invocations_total counter\narca_api_invocations_total {}\n\
+         # HELP arca_api_failures_total Administration API invocations that failed.\n# TYPE arca_api_failures_total counter\narca_api_failures_total {}\n\
+         # HELP arca_api_denied_total Requests refused by authentication or authorization.\n# TYPE arca_api_denied_total counter\narca_api_denied_total {}\n",
+        m.current_term,
+        is_leader,
+        m.last_log_index.unwrap_or(0),
+        m.last_applied.map(|l| l.index).unwrap_or(0),
+        ctx.metrics.invokes.load(Ordering::Relaxed),
+        ctx.metrics.failures.load(Ordering::Relaxed),
+        ctx.metrics.denied.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
