@@ -72,18 +72,27 @@ fn user_info(ctx: &ApiContext, tenant: &str, user: &User) -> Value {
     })
 }
 
-/// Runs one implemented function for `caller`.
+/// Runs one implemented function for `caller`. A client's `Idempotency-Key` arrives as `request_id`, so
+/// that a retried call applies its write once.
 pub async fn run(
     ctx: Arc<ApiContext>,
     caller: Caller,
     spec: &'static FunctionSpec,
     args: Args,
+    request_id: Option<String>,
     progress: Progress,
 ) -> Result<Value, ApiError> {
     let tenant = caller.tenant.clone();
     let write = |command: Command| {
         let ctx = ctx.clone();
-        async move { ctx.meta.write(command).await.map(|_| Value::Null).map_err(ApiError::from) }
+        let request_id = request_id.clone();
+        async move {
+            let written = match request_id {
+                Some(id) => ctx.meta.write_with_id(id, command).await,
+                None => ctx.meta.write(command).await,
+            };
+            written.map(|_| Value::Null).map_err(ApiError::from)
+        }
     };
     let update = |change: UserChange| -> Result<Command, ApiError> {
         Ok(Command::UpdateUser { tenant: tenant.clone(), user_name: args.str("userName")?.to_string(), change })

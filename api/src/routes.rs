@@ -108,6 +108,10 @@ async fn invoke(
         )))
         .into_response();
     };
+    if !spec.is_implemented() {
+        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+        return Envelope::failure(functions::not_available(spec.name)).into_response();
+    }
     let args = match Args::parse(spec, &body) {
         Ok(a) => a,
         Err(e) => {
@@ -115,15 +119,16 @@ async fn invoke(
             return Envelope::failure(e.into()).into_response();
         }
     };
-    if !spec.is_implemented() {
-        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
-        return Envelope::failure(functions::not_available(spec.name)).into_response();
-    }
+    let request_id = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .map(|k| format!("{}/{}/{}:{}", caller.tenant, caller.user.id, spec.name, k));
     let owner = caller.user.name.clone();
     let work_ctx = ctx.clone();
     let envelope = ctx
         .calls
-        .start(&owner, ctx.invoke_wait, move |progress| functions::run(work_ctx, caller, spec, args, progress))
+        .start(&owner, ctx.invoke_wait, move |progress| functions::run(work_ctx, caller, spec, args, request_id, progress))
         .await;
     if envelope.error.is_some() {
         ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
@@ -256,4 +261,11 @@ async fn metrics(State(ctx): Ctx) -> Response {
         ctx.metrics.denied.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The router of the web listener until Web Access exists: every page says so.
+pub fn web_placeholder() -> Router {
+    Router::new().fallback(|| async {
+        (StatusCode::SERVICE_UNAVAILABLE, "Arca Web Access is not available yet in this version.\n")
+    })
 }

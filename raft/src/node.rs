@@ -47,6 +47,8 @@ pub struct NodeOptions {
     pub source_address: Option<IpAddr>,
     /// Cluster address of any member to join when the data directory is new.
     pub join: Option<String>,
+    /// How long joining may take before startup fails.
+    pub join_timeout: Duration,
     pub max_voters: usize,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
@@ -216,7 +218,7 @@ impl MetaNode {
                     tracing::info!(node = id, "initialised a new one-voter metadata cluster");
                 }
                 Some(addr) => {
-                    node.join(addr).await?;
+                    node.join(addr, opts.join_timeout).await?;
                 }
             }
         } else if opts.join.is_some() {
@@ -225,10 +227,16 @@ impl MetaNode {
         Ok(node)
     }
 
-    async fn join(&self, addr: &str) -> Result<(), RaftNodeError> {
+    async fn join(&self, addr: &str, timeout: Duration) -> Result<(), RaftNodeError> {
         let request = || ClusterRequest::Join { id: self.inner.id, info: self.inner.info.clone() };
         tracing::info!(node = self.inner.id, via = addr, "joining the metadata cluster");
-        let _: () = self.leader_call_via(Some(addr.to_string()), request, Duration::from_secs(60)).await?;
+        let _: () = self.leader_call_via(Some(addr.to_string()), request, timeout).await.map_err(|e| match e {
+            RaftNodeError::Unavailable(why) => RaftNodeError::Unavailable(format!(
+                "could not join the cluster through {addr}: {why} (is the address right, and is the cluster secret \
+                 file the one the cluster uses?)"
+            )),
+            other => other,
+        })?;
         Ok(())
     }
 

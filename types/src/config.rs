@@ -56,12 +56,16 @@ pub struct ClusterConfig {
     pub advertise: String,
     /// Address of the API listener that other nodes and clients are told about; empty derives it.
     pub advertise_api: String,
+    /// Local IP address outgoing cluster connections are made from; empty lets the system choose.
+    pub source_address: String,
     /// Joining nodes are promoted to voters automatically while the cluster has fewer voters than this.
     pub max_voters: usize,
     /// Raft heartbeat interval in milliseconds.
     pub heartbeat_ms: u64,
     /// Lower bound of the randomised election timeout in milliseconds (the upper bound is twice it).
     pub election_timeout_ms: u64,
+    /// A new node gives up joining after this many milliseconds.
+    pub join_timeout_ms: u64,
     /// A snapshot is built after this many log entries; older entries are then purged.
     pub snapshot_after_logs: u64,
 }
@@ -113,9 +117,11 @@ impl Default for ClusterConfig {
             secret_file: String::new(),
             advertise: String::new(),
             advertise_api: String::new(),
+            source_address: String::new(),
             max_voters: 3,
             heartbeat_ms: 250,
             election_timeout_ms: 1000,
+            join_timeout_ms: 60_000,
             snapshot_after_logs: 5000,
         }
     }
@@ -173,10 +179,14 @@ secret_file = ""
 advertise = ""
 # Address of this node's API listener as announced to the cluster; empty = listen.api.
 advertise_api = ""
+# Local IP address that outgoing cluster connections are made from; empty = chosen by the system.
+source_address = ""
 # Joining nodes become voters automatically while there are fewer voters than this.
 max_voters = 3
 heartbeat_ms = 250
 election_timeout_ms = 1000
+# A joining node gives up after this many milliseconds.
+join_timeout_ms = 60000
 # Build a Raft snapshot (and compact the log) after this many entries.
 snapshot_after_logs = 5000
 

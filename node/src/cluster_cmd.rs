@@ -1,0 +1,91 @@
+//! `arca cluster …` and `arca node …`: membership commands through a node's API listener.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::client::{Client, ClientOptions};
+
+/// Subcommands of `arca cluster`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Leader, term, members with their roles and replication lag.
+    Status,
+    /// Promote a learner to voter.
+    Promote { node_id: u64 },
+    /// Remove a node (voter or learner) from the cluster.
+    Remove { node_id: u64 },
+}
+
+/// Subcommands of `arca node`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// List the nodes of the cluster.
+    List,
+    /// Move a node's shards elsewhere before maintenance.
+    Drain { node_id: u64 },
+    /// Remove a node from the cluster (same as `arca cluster remove`).
+    Remove { node_id: u64 },
+}
+
+fn print_status(result: &Value) {
+    let leader = result.get("leader").and_then(Value::as_u64);
+    println!(
+        "leader {}   term {}   last log index {}",
+        leader.map_or("none".to_string(), |l| l.to_string()),
+        result.get("term").and_then(Value::as_u64).unwrap_or(0),
+        result.get("lastLogIndex").and_then(Value::as_u64).map_or("-".to_string(), |i| i.to_string()),
+    );
+    println!("{:<14} {:<8} {:<22} {:<22} {:>6}", "NODE", "ROLE", "CLUSTER", "API", "LAG");
+    for m in result.get("members").and_then(Value::as_array).into_iter().flatten() {
+        println!(
+            "{:<14} {:<8} {:<22} {:<22} {:>6}",
+            m.get("id").and_then(Value::as_u64).unwrap_or(0),
+            m.get("role").and_then(Value::as_str).unwrap_or("?"),
+            m.get("clusterAddr").and_then(Value::as_str).unwrap_or("?"),
+            m.get("apiAddr").and_then(Value::as_str).unwrap_or("?"),
+            m.get("lag").and_then(Value::as_u64).map_or("?".to_string(), |l| l.to_string()),
+        );
+    }
+}
+
+async fn membership(opts: &ClientOptions, path: &str, id: u64, verb: &str) -> Result<()> {
+    let client = Client::new(opts)?;
+    client.call(path, &[("id", id.to_string())]).await.with_context(|| format!("cannot {verb} node {id}"))?;
+    if opts.json {
+        println!("{}", serde_json::json!({ "node": id, "done": verb }));
+    } else {
+        println!("node {id}: {verb}d");
+    }
+    Ok(())
+}
+
+/// Runs one `arca cluster` subcommand.
+pub async fn run(opts: &ClientOptions, cmd: ClusterCmd) -> Result<()> {
+    match cmd {
+        ClusterCmd::Status => {
+            let client = Client::new(opts)?;
+            let envelope = client.call("/api/cluster/status", &[]).await?;
+            let result = envelope.get("result").cloned().unwrap_or(Value::Null);
+            if opts.json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                print_status(&result);
+            }
+            Ok(())
+        }
+        ClusterCmd::Promote { node_id } => membership(opts, "/api/cluster/promote", node_id, "promote").await,
+        ClusterCmd::Remove { node_id } => membership(opts, "/api/cluster/remove", node_id, "remove").await,
+    }
+}
+
+/// Runs one `arca node` subcommand.
+pub async fn run_node(opts: &ClientOptions, cmd: NodeCmd) -> Result<()> {
+    match cmd {
+        NodeCmd::List => run(opts, ClusterCmd::Status).await,
+        NodeCmd::Remove { node_id } => run(opts, ClusterCmd::Remove { node_id }).await,
+        NodeCmd::Drain { node_id } => {
+            bail!("node drain is not available yet in this version of Arca (node {node_id} unchanged): shards arrive with the archive engine")
+        }
+    }
+}

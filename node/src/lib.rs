@@ -1,0 +1,7 @@
+//! The `arca` binary as a library: `serve` wires the crates into a running node, `client` and
+//! `cluster_cmd` are the command-line client. Tests start nodes in-process through [`serve::run_until`].
+
+pub mod certs;
+pub mod client;
+pub mod cluster_cmd;
+pub mod serve;
