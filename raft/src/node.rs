@@ -168,7 +168,7 @@ impl MetaNode {
             election_timeout_min: opts.election_timeout_ms,
             election_timeout_max: opts.election_timeout_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_after_logs),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: (opts.snapshot_after_logs / 2).min(1000),
             install_snapshot_timeout: 10_000,
             ..Default::default()
         }

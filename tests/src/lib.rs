@@ -1,1 +1,29 @@
-//! placeholder
+//! Test harness for Arca: N nodes on random loopback ports, as real `arca` processes or in-process, with
+//! kill -9, restart, and link cutting through per-node TCP proxies.
+//!
+//! Every node advertises its proxy as its cluster address and makes outgoing cluster connections from its
+//! own loopback IP (127.0.0.(10+i)), so a proxy knows both ends of every link and can cut a node off
+//! completely.
+
+pub mod api;
+pub mod cluster;
+pub mod proxy;
+
+pub use api::ApiClient;
+pub use cluster::{Cluster, NodeHandle};
+
+/// Path of the `arca` binary built alongside the tests.
+pub fn arca_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ARCA_BIN") {
+        return p.into();
+    }
+    // Test executables live in <target>/<profile>/deps/; the binary one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join("arca")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; collisions are unlikely and retried by callers).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}

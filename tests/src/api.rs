@@ -1,0 +1,114 @@
+//! A small HTTPS client for the API listener, as tests use it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// Client of one node's API listener with fixed credentials.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    pub base: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// What came back: HTTP status, headers and the JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl ApiClient {
+    /// A client for `addr` (host:port) logging in as `user`.
+    pub fn new(addr: &str, user: &str, password: &str) -> ApiClient {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("http client");
+        ApiClient { http, base: format!("https://{addr}"), user: user.into(), password: password.into() }
+    }
+
+    /// The same node with other credentials.
+    pub fn with_login(&self, user: &str, password: &str) -> ApiClient {
+        ApiClient { user: user.into(), password: password.into(), ..self.clone() }
+    }
+
+    /// POSTs url-encoded `args` to `path` with optional extra headers; returns whatever came back.
+    pub async fn post_raw(&self, path: &str, args: &[(&str, &str)], headers: &[(&str, &str)]) -> Result<Answer> {
+        let mut req = self.http.post(format!("{}{}", self.base, path)).basic_auth(&self.user, Some(&self.password));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = serde_urlencode(args);
+        let resp = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path} on {}", self.base))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await?;
+        Ok(Answer { status, headers, body })
+    }
+
+    /// GETs `path` without credentials.
+    pub async fn get(&self, path: &str) -> Result<Answer> {
+        let resp = self.http.get(format!("{}{}", self.base, path)).send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Ok(Answer { status, headers, body: resp.text().await? })
+    }
+
+    /// Invokes an Administration API function and returns the envelope (HTTP 200 required).
+    pub async fn invoke(&self, function: &str, args: &[(&str, &str)]) -> Result<Value> {
+        self.envelope(&format!("/api/invoke/{function}"), args).await
+    }
+
+    /// POSTs to an API path and returns the envelope (HTTP 200 required).
+    pub async fn envelope(&self, path: &str, args: &[(&str, &str)]) -> Result<Value> {
+        let a = self.post_raw(path, args, &[]).await?;
+        if a.status != 200 {
+            bail!("HTTP {} from {path}: {}", a.status, a.body);
+        }
+        Ok(a.json())
+    }
+
+    /// Invokes a function that must succeed and returns its `result`.
+    pub async fn ok(&self, function: &str, args: &[(&str, &str)]) -> Result<Value> {
+        let env = self.invoke(function, args).await?;
+        if !env["error"].is_null() || env["statusCode"] != "succeeded" {
+            bail!("{function} failed: {env}");
+        }
+        Ok(env["result"].clone())
+    }
+}
+
+fn serde_urlencode(args: &[(&str, &str)]) -> String {
+    args.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
