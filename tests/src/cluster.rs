@@ -31,6 +31,8 @@ pub struct NodeHandle {
     pub api_port: u16,
     pub web_port: u16,
     pub proxy: SocketAddr,
+    /// Environment of this node only, added after the cluster's.
+    pub env: Vec<(String, String)>,
     kind: Kind,
     child: Option<Child>,
     in_process: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<Result<()>>)>,
@@ -117,6 +119,14 @@ impl Cluster {
 
     /// Adds a node; it joins the first node unless it is the first.
     pub async fn add_node(&mut self, kind: Kind) -> Result<usize> {
+        let index = self.place_node(kind, &[]).await?;
+        self.launch(index)?;
+        self.wait_api(index, Duration::from_secs(60)).await?;
+        Ok(index)
+    }
+
+    /// Prepares a node's directory, ports and proxy without starting it.
+    pub async fn place_node(&mut self, kind: Kind, env: &[(&str, &str)]) -> Result<usize> {
         let index = self.nodes.len();
         let dir = self._tmp.path().join(format!("node{index}"));
         std::fs::create_dir_all(&dir)?;
@@ -129,13 +139,12 @@ impl Cluster {
             api_port: free_port(),
             web_port: free_port(),
             proxy,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             kind,
             child: None,
             in_process: None,
         };
         self.nodes.push(node);
-        self.launch(index)?;
-        self.wait_api(index, Duration::from_secs(60)).await?;
         Ok(index)
     }
 
@@ -154,6 +163,7 @@ impl Cluster {
             ("ARCA_ENABLE_TEST_FUNCTIONS".into(), "1".into()),
         ];
         env.extend(self.env.iter().cloned());
+        env.extend(n.env.iter().cloned());
         env
     }
 
@@ -193,6 +203,23 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// Waits for node `index` (a process) to exit by itself and returns its exit status.
+    pub async fn wait_exit(&mut self, index: usize, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let start = Instant::now();
+        let n = &mut self.nodes[index];
+        let Some(child) = n.child.as_mut() else { bail!("node {index} is not a running process") };
+        loop {
+            if let Some(status) = child.try_wait()? {
+                n.child = None;
+                return Ok(status);
+            }
+            if start.elapsed() > timeout {
+                bail!("node {index} still runs after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Kills node `index` at once (SIGKILL for processes).
