@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Arca's tests need (on Debian, as root when something is missing) and runs every test.
+#   scripts/test.sh          all tiers: unit tests, storage conformance, API and cluster suites
+#   scripts/test.sh --fast   unit tests only (seconds; for every commit)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/arca-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+  if have apt-get; then
+    [ -n "${ARCA_APT_UPDATED:-}" ] || { apt-get update -qq; export ARCA_APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else
+    echo "missing $*: install it with your package manager" >&2
+    exit 1
+  fi
+}
+
+have cc || apt_install build-essential
+have curl || apt_install curl ca-certificates
+if ! have cargo; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+if ! have cargo; then
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain 1.95
+  . "$HOME/.cargo/env"
+fi
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+if [ "${1:-}" = "--fast" ]; then
+  exec cargo nextest run --workspace --profile ci --locked -E 'not package(arca-tests)'
+fi
+
+# The suites start real `arca` processes: build the binary together with the tests.
+cargo build --workspace --bins --tests --locked
+cargo nextest run --workspace --profile ci --locked
