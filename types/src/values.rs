@@ -96,7 +96,7 @@ names!(ShardState {
 
 /// Parses a comma-separated list (blanks around commas ignored, duplicates ignored) and enforces that
 /// `none` (and, for user privileges, `admin`) stands alone. `field` names the API argument in errors.
-fn parse_list<T: FromStr<Err = String> + Ord + Copy>(
+fn parse_list<T: FromStr<Err = String> + Ord + Copy + fmt::Display>(
     field: &str,
     text: &str,
     exclusive: &[T],
@@ -111,7 +111,7 @@ fn parse_list<T: FromStr<Err = String> + Ord + Copy>(
     }
     for only in exclusive {
         if set.contains(only) && set.len() > 1 {
-            return Err(MetaError::invalid(field, "'none' and 'admin' must be the only value"));
+            return Err(MetaError::invalid(field, format!("'{only}' must be the only value")));
         }
     }
     Ok(set)
