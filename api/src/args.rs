@@ -50,10 +50,13 @@ impl Args {
             if raw.is_empty() && arg.nullable {
                 continue;
             }
-            let malformed = |expected| ArgError::Malformed { name: name.clone(), expected, value: raw.clone() };
+            let malformed =
+                |expected| ArgError::Malformed { name: name.clone(), expected, value: raw.clone() };
             let value = match arg.ty {
                 ArgType::String => Value::String(raw.clone()),
-                ArgType::Number => Value::from(raw.trim().parse::<i64>().map_err(|_| malformed("a decimal integer"))?),
+                ArgType::Number => {
+                    Value::from(raw.trim().parse::<i64>().map_err(|_| malformed("a decimal integer"))?)
+                }
                 ArgType::Bool => match raw.as_str() {
                     "true" => Value::Bool(true),
                     "false" => Value::Bool(false),

@@ -5,14 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::HeaderMap;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use arca_raft::MetaNode;
-use arca_types::records::{User, DEFAULT_TENANT};
+use arca_types::records::{DEFAULT_TENANT, User};
 use arca_types::values::Authentication;
 
 /// Name and password of the administrator created on first start (OPS-06).
@@ -58,11 +58,16 @@ pub struct Gate {
 /// Hashes a password with argon2id for storage.
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    PasswordHash::new(phc)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
 }
 
 /// True for loopback addresses (`127.0.0.0/8`, `::1`, and IPv4-mapped loopback).
@@ -89,7 +94,9 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 impl Gate {
     fn throttled(&self, ip: IpAddr) -> bool {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.get(&ip).is_some_and(|(n, since)| *n >= THROTTLE_FAILURES && since.elapsed() < THROTTLE_WINDOW)
+        failures
+            .get(&ip)
+            .is_some_and(|(n, since)| *n >= THROTTLE_FAILURES && since.elapsed() < THROTTLE_WINDOW)
     }
 
     fn record_failure(&self, ip: IpAddr) {
@@ -129,7 +136,12 @@ impl Gate {
     }
 
     /// Authenticates the caller of a request (linearizable read of the user record).
-    pub async fn authenticate(&self, meta: &MetaNode, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Denied> {
+    pub async fn authenticate(
+        &self,
+        meta: &MetaNode,
+        headers: &HeaderMap,
+        addr: SocketAddr,
+    ) -> Result<Caller, Denied> {
         if self.throttled(addr.ip()) {
             return Err(Denied::Throttled(addr.ip()));
         }
@@ -155,7 +167,12 @@ impl Gate {
     }
 
     /// Authenticates an administrator and applies the default-password rule for non-loopback callers.
-    pub async fn admin(&self, meta: &MetaNode, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Denied> {
+    pub async fn admin(
+        &self,
+        meta: &MetaNode,
+        headers: &HeaderMap,
+        addr: SocketAddr,
+    ) -> Result<Caller, Denied> {
         let caller = self.authenticate(meta, headers, addr).await?;
         if !caller.user.is_admin() {
             return Err(Denied::Forbidden(format!(

@@ -153,7 +153,13 @@ impl Calls {
             entries.retain(|_, e| e.finished_at.is_none_or(|t| t.elapsed() < KEEP_FINISHED));
             entries.insert(
                 token.clone(),
-                Entry { owner: owner.to_string(), rx: rx.clone(), tx, task: task.abort_handle(), finished_at: None },
+                Entry {
+                    owner: owner.to_string(),
+                    rx: rx.clone(),
+                    tx,
+                    task: task.abort_handle(),
+                    finished_at: None,
+                },
             );
         }
         let mut rx2 = rx.clone();
@@ -173,7 +179,13 @@ impl Calls {
 
     /// `get-status`: answers at once if the call has a newer status than `known`, otherwise waits up to
     /// `timeout` for one and then repeats the current status.
-    pub async fn status(&self, owner: &str, token: &str, known: u64, timeout: Duration) -> Result<Envelope, CallError> {
+    pub async fn status(
+        &self,
+        owner: &str,
+        token: &str,
+        known: u64,
+        timeout: Duration,
+    ) -> Result<Envelope, CallError> {
         let mut rx = {
             let entries = self.lock();
             match entries.get(token) {
@@ -236,11 +248,17 @@ mod tests {
             .await;
         assert_eq!(env.status_code, CallStatus::Running);
         let token = env.token.clone().expect("token");
-        assert!(calls.status("someone-else", &token, 0, Duration::ZERO).await.is_err(), "tokens are per admin");
+        assert!(
+            calls.status("someone-else", &token, 0, Duration::ZERO).await.is_err(),
+            "tokens are per admin"
+        );
         let polled = calls.status("admin", &token, 0, Duration::from_millis(10)).await.expect("status");
         assert_eq!(polled.log_output.as_deref(), Some("step one\r\n"));
         let started = Instant::now();
-        let same = calls.status("admin", &token, polled.status_version, Duration::from_millis(300)).await.expect("s");
+        let same = calls
+            .status("admin", &token, polled.status_version, Duration::from_millis(300))
+            .await
+            .expect("s");
         assert!(started.elapsed() >= Duration::from_millis(280), "long-poll waits when nothing changed");
         assert_eq!(same.status_version, polled.status_version);
         let cancelled = calls.cancel("admin", &token).expect("cancel");

@@ -118,12 +118,7 @@ const fn f(
     description: &'static str,
     availability: Availability,
 ) -> FunctionSpec {
-    FunctionSpec {
-        name,
-        args,
-        description,
-        availability,
-    }
+    FunctionSpec { name, args, description, availability }
 }
 
 /// The 77 functions of the Administration API, alphabetically (byte order).
@@ -277,12 +272,7 @@ mod tests {
     #[test]
     fn names_strictly_alphabetical_and_unique() {
         for pair in FUNCTIONS.windows(2) {
-            assert!(
-                pair[0].name < pair[1].name,
-                "{} !< {}",
-                pair[0].name,
-                pair[1].name
-            );
+            assert!(pair[0].name < pair[1].name, "{} !< {}", pair[0].name, pair[1].name);
             assert!(
                 pair[0].name.to_lowercase() < pair[1].name.to_lowercase(),
                 "{} !< {} (case-insensitive)",
@@ -290,11 +280,7 @@ mod tests {
                 pair[1].name
             );
         }
-        let names: HashSet<&str> = FUNCTIONS
-            .iter()
-            .chain(TEST_FUNCTIONS)
-            .map(|f| f.name)
-            .collect();
+        let names: HashSet<&str> = FUNCTIONS.iter().chain(TEST_FUNCTIONS).map(|f| f.name).collect();
         assert_eq!(names.len(), FUNCTIONS.len() + TEST_FUNCTIONS.len());
     }
 
@@ -303,12 +289,7 @@ mod tests {
         for spec in FUNCTIONS.iter().chain(TEST_FUNCTIONS) {
             let mut seen = HashSet::new();
             for a in spec.args {
-                assert!(
-                    seen.insert(a.name),
-                    "{}: duplicate argument {}",
-                    spec.name,
-                    a.name
-                );
+                assert!(seen.insert(a.name), "{}: duplicate argument {}", spec.name, a.name);
             }
         }
     }
@@ -323,20 +304,13 @@ mod tests {
     #[test]
     fn implemented_set_is_exact() {
         let want: HashSet<&str> = IMPLEMENTED.into_iter().collect();
-        let got: HashSet<&str> = FUNCTIONS
-            .iter()
-            .filter(|f| f.is_implemented())
-            .map(|f| f.name)
-            .collect();
+        let got: HashSet<&str> = FUNCTIONS.iter().filter(|f| f.is_implemented()).map(|f| f.name).collect();
         assert_eq!(got, want);
     }
 
     #[test]
     fn get_worker_results_quirks() {
-        let spec = FUNCTIONS
-            .iter()
-            .find(|f| f.name == "GetWorkerResults")
-            .expect("present");
+        let spec = FUNCTIONS.iter().find(|f| f.name == "GetWorkerResults").expect("present");
         let tz = spec.arg("timeZoneID").expect("timeZoneID");
         assert_eq!((tz.ty, tz.nullable), (ArgType::String, false));
         let p = spec.arg("profileID").expect("profileID");
@@ -347,10 +321,7 @@ mod tests {
 
     #[test]
     fn create_user_mandatory_args() {
-        let spec = FUNCTIONS
-            .iter()
-            .find(|f| f.name == "CreateUser")
-            .expect("present");
+        let spec = FUNCTIONS.iter().find(|f| f.name == "CreateUser").expect("present");
         for (a, name) in spec.args.iter().zip(["userName", "privileges"]) {
             assert_eq!(a.name, name);
             assert_eq!(a.ty, ArgType::String);
@@ -361,10 +332,7 @@ mod tests {
 
     #[test]
     fn verify_store_args() {
-        let spec = FUNCTIONS
-            .iter()
-            .find(|f| f.name == "VerifyStore")
-            .expect("present");
+        let spec = FUNCTIONS.iter().find(|f| f.name == "VerifyStore").expect("present");
         let id = spec.arg("id").expect("id");
         assert_eq!((id.ty, id.nullable), (ArgType::Number, false));
         let ix = spec.arg("includeIndexes").expect("includeIndexes");
@@ -373,10 +341,7 @@ mod tests {
 
     #[test]
     fn delete_job_id_is_string() {
-        let spec = FUNCTIONS
-            .iter()
-            .find(|f| f.name == "DeleteJob")
-            .expect("present");
+        let spec = FUNCTIONS.iter().find(|f| f.name == "DeleteJob").expect("present");
         assert_eq!(spec.arg("id").map(|a| a.ty), Some(ArgType::String));
     }
 
@@ -390,10 +355,7 @@ mod tests {
 
     #[test]
     fn serialization_shape() {
-        let spec = FUNCTIONS
-            .iter()
-            .find(|f| f.name == "DeleteUser")
-            .expect("present");
+        let spec = FUNCTIONS.iter().find(|f| f.name == "DeleteUser").expect("present");
         let v = serde_json::to_value(spec).expect("serialize");
         assert_eq!(
             v,
@@ -405,15 +367,10 @@ mod tests {
         );
         let text = serde_json::to_string(spec).expect("serialize");
         assert!(text.starts_with(r#"{"name":"DeleteUser","args":[{"name":"userName","type":"string","nullable":false}],"description":"#));
-        let tys: Vec<serde_json::Value> = [
-            ArgType::String,
-            ArgType::Number,
-            ArgType::Bool,
-            ArgType::Json,
-        ]
-        .iter()
-        .map(|t| serde_json::to_value(t).expect("serialize"))
-        .collect();
+        let tys: Vec<serde_json::Value> = [ArgType::String, ArgType::Number, ArgType::Bool, ArgType::Json]
+            .iter()
+            .map(|t| serde_json::to_value(t).expect("serialize"))
+            .collect();
         assert_eq!(tys, ["string", "number", "bool", "json"]);
     }
 
@@ -424,34 +381,19 @@ mod tests {
     fn test_functions_follow_switch() {
         let spec = &TEST_FUNCTIONS[0];
         assert_eq!(spec.name, "ArcaTestSleep");
-        assert!(
-            spec.description
-                .starts_with("Arca extension (test builds only): sleeps")
-        );
+        assert!(spec.description.starts_with("Arca extension (test builds only): sleeps"));
         assert!(spec.description.contains("reporting progress"));
-        assert_eq!(
-            spec.arg("milliseconds").map(|a| (a.ty, a.nullable)),
-            Some((ArgType::Number, false))
-        );
-        assert_eq!(
-            spec.arg("steps").map(|a| (a.ty, a.nullable)),
-            Some((ArgType::Number, true))
-        );
+        assert_eq!(spec.arg("milliseconds").map(|a| (a.ty, a.nullable)), Some((ArgType::Number, false)));
+        assert_eq!(spec.arg("steps").map(|a| (a.ty, a.nullable)), Some((ArgType::Number, true)));
 
         assert!(find_with("ArcaTestSleep", false).is_none());
         assert_eq!(listed_with(false).count(), 77);
         assert!(listed_with(false).all(|f| f.name != "ArcaTestSleep"));
 
-        assert_eq!(
-            find_with("ArcaTestSleep", true).map(|f| f.name),
-            Some("ArcaTestSleep")
-        );
+        assert_eq!(find_with("ArcaTestSleep", true).map(|f| f.name), Some("ArcaTestSleep"));
         assert_eq!(listed_with(true).count(), 78);
         assert!(listed_with(true).any(|f| f.name == "ArcaTestSleep"));
-        assert_eq!(
-            find_with("CreateUser", true).map(|f| f.name),
-            Some("CreateUser")
-        );
+        assert_eq!(find_with("CreateUser", true).map(|f| f.name), Some("CreateUser"));
 
         let enabled = std::env::var("ARCA_ENABLE_TEST_FUNCTIONS").as_deref() == Ok("1");
         assert_eq!(test_functions_enabled(), enabled);

@@ -71,7 +71,9 @@ pub fn no_cache_headers() -> HeaderMap {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache,private,no-store,must-revalidate,max-stale=0,post-check=0,pre-check=0"),
+        HeaderValue::from_static(
+            "no-cache,private,no-store,must-revalidate,max-stale=0,post-check=0,pre-check=0",
+        ),
     );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     h.insert(header::EXPIRES, HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
@@ -91,7 +93,8 @@ mod tests {
 
     #[test]
     fn envelope_has_all_eight_keys_in_the_manuals_order() {
-        let text = serde_json::to_string(&Envelope::success(serde_json::json!({"version": "1"}))).expect("json");
+        let text =
+            serde_json::to_string(&Envelope::success(serde_json::json!({"version": "1"}))).expect("json");
         assert_eq!(
             text,
             r#"{"error":null,"token":null,"statusVersion":2,"statusCode":"succeeded","percentProgress":null,"statusText":null,"result":{"version":"1"},"logOutput":null}"#

@@ -23,7 +23,10 @@ impl From<RaftNodeError> for ApiError {
     fn from(e: RaftNodeError) -> ApiError {
         match e {
             RaftNodeError::Meta(m) => m.into(),
-            other => ApiError { message: "the metadata cluster could not complete the call".into(), details: other.to_string() },
+            other => ApiError {
+                message: "the metadata cluster could not complete the call".into(),
+                details: other.to_string(),
+            },
         }
     }
 }
@@ -95,7 +98,11 @@ pub async fn run(
         }
     };
     let update = |change: UserChange| -> Result<Command, ApiError> {
-        Ok(Command::UpdateUser { tenant: tenant.clone(), user_name: args.str("userName")?.to_string(), change })
+        Ok(Command::UpdateUser {
+            tenant: tenant.clone(),
+            user_name: args.str("userName")?.to_string(),
+            change,
+        })
     };
     match spec.name {
         "GetServerInfo" => Ok(json!({ "version": ctx.version, "machineName": ctx.machine_name })),
@@ -138,7 +145,10 @@ pub async fn run(
             })
             .await
         }
-        "DeleteUser" => write(Command::DeleteUser { tenant: tenant.clone(), user_name: args.str("userName")?.into() }).await,
+        "DeleteUser" => {
+            write(Command::DeleteUser { tenant: tenant.clone(), user_name: args.str("userName")?.into() })
+                .await
+        }
         "RenameUser" => {
             write(Command::RenameUser {
                 tenant: tenant.clone(),
@@ -152,7 +162,8 @@ pub async fn run(
             write(update(UserChange::PasswordHash(hash))?).await
         }
         "SetUserPrivileges" => {
-            write(update(UserChange::Privileges(parse_privileges("privileges", args.str("privileges")?)?))?).await
+            write(update(UserChange::Privileges(parse_privileges("privileges", args.str("privileges")?)?))?)
+                .await
         }
         "SetUserEmailAddresses" => {
             let list = args.opt_str("emailAddresses").map(split_list).unwrap_or_default();
@@ -162,9 +173,14 @@ pub async fn run(
             let list = args.opt_str("pop3UserNames").map(split_list).unwrap_or_default();
             write(update(UserChange::Pop3UserNames(list))?).await
         }
-        "SetUserFullName" => write(update(UserChange::FullName(args.opt_str("fullName").map(str::to_string)))?).await,
+        "SetUserFullName" => {
+            write(update(UserChange::FullName(args.opt_str("fullName").map(str::to_string)))?).await
+        }
         "SetUserDistinguishedName" => {
-            write(update(UserChange::DistinguishedName(args.opt_str("distinguishedName").map(str::to_string)))?).await
+            write(update(UserChange::DistinguishedName(
+                args.opt_str("distinguishedName").map(str::to_string),
+            ))?)
+            .await
         }
         "SetUserAuthentication" => {
             let a = parse_authentication("authentication", Some(args.str("authentication")?))?;
@@ -180,16 +196,23 @@ pub async fn run(
             .await
         }
         "ClearUserPrivilegesOnFolders" => {
-            write(Command::ClearFolderPrivileges { tenant: tenant.clone(), user_name: args.str("userName")?.into() }).await
+            write(Command::ClearFolderPrivileges {
+                tenant: tenant.clone(),
+                user_name: args.str("userName")?.into(),
+            })
+            .await
         }
         "GetChildFolders" => {
             ctx.meta.linearizable().await?;
             let max_levels = match args.opt_i64("maxLevels") {
-                Some(n) if n < 0 => return Err(MetaError::invalid("maxLevels", "must not be negative").into()),
+                Some(n) if n < 0 => {
+                    return Err(MetaError::invalid("maxLevels", "must not be negative").into());
+                }
                 Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
                 None => None,
             };
-            let folders = ctx.meta.with_state(|s| s.child_folders(&tenant, args.opt_str("folder"), max_levels))?;
+            let folders =
+                ctx.meta.with_state(|s| s.child_folders(&tenant, args.opt_str("folder"), max_levels))?;
             Ok(json!(folders))
         }
         "MoveFolder" => {
@@ -218,6 +241,8 @@ pub async fn run(
 pub fn not_available(name: &str) -> ApiError {
     ApiError {
         message: format!("{name} is not available yet in this version of Arca"),
-        details: format!("function '{name}' is listed by get-metadata but not implemented yet; nothing was changed"),
+        details: format!(
+            "function '{name}' is listed by get-metadata but not implemented yet; nothing was changed"
+        ),
     }
 }

@@ -36,7 +36,12 @@ pub struct ApiContext {
 
 impl ApiContext {
     /// A context for `meta` with default behaviour.
-    pub fn new(meta: MetaNode, version: String, machine_name: String, invoke_wait: Duration) -> Arc<ApiContext> {
+    pub fn new(
+        meta: MetaNode,
+        version: String,
+        machine_name: String,
+        invoke_wait: Duration,
+    ) -> Arc<ApiContext> {
         Arc::new(ApiContext {
             meta,
             version,

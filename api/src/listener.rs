@@ -85,7 +85,11 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 }
 
 /// Serves `router` on `tcp` over TLS until the process ends.
-pub async fn serve(tcp: TcpListener, config: Arc<rustls::ServerConfig>, router: Router) -> std::io::Result<()> {
+pub async fn serve(
+    tcp: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+) -> std::io::Result<()> {
     let listener = TlsListener::new(tcp, config)?;
     axum::serve(listener, router.into_make_service_with_connect_info::<PeerAddr>()).await
 }

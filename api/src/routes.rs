@@ -54,14 +54,20 @@ fn denied(ctx: &ApiContext, d: Denied) -> Response {
         Denied::Unauthenticated(why) => {
             let mut headers = no_cache_headers();
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Arca\""));
-            (StatusCode::UNAUTHORIZED, headers, Envelope::failure(ApiError::new(why)).into_response().into_body())
+            (
+                StatusCode::UNAUTHORIZED,
+                headers,
+                Envelope::failure(ApiError::new(why)).into_response().into_body(),
+            )
                 .into_response()
         }
         Denied::Throttled(_) => {
             let body = Envelope::failure(ApiError::new(d.to_string())).into_response().into_body();
             (StatusCode::TOO_MANY_REQUESTS, no_cache_headers(), body).into_response()
         }
-        Denied::Forbidden(_) | Denied::Unavailable(_) => Envelope::failure(ApiError::new(d.to_string())).into_response(),
+        Denied::Forbidden(_) | Denied::Unavailable(_) => {
+            Envelope::failure(ApiError::new(d.to_string())).into_response()
+        }
     }
 }
 
@@ -71,7 +77,8 @@ async fn admin(ctx: &ApiContext, headers: &HeaderMap, addr: SocketAddr) -> Resul
 
 fn form(body: &[u8]) -> Result<Vec<(String, String)>, Response> {
     serde_urlencoded::from_bytes(body).map_err(|e| {
-        Envelope::failure(ApiError::new(format!("the request body is not url-encoded form data: {e}"))).into_response()
+        Envelope::failure(ApiError::new(format!("the request body is not url-encoded form data: {e}")))
+            .into_response()
     })
 }
 
@@ -83,8 +90,10 @@ fn number_field(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, R
     match field(pairs, name) {
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            Envelope::failure(ApiError::new(format!("argument '{name}' must be a decimal integer, not '{v}'")))
-                .into_response()
+            Envelope::failure(ApiError::new(format!(
+                "argument '{name}' must be a decimal integer, not '{v}'"
+            )))
+            .into_response()
         }),
     }
 }
@@ -130,7 +139,9 @@ async fn invoke(
     let work_ctx = ctx.clone();
     let envelope = ctx
         .calls
-        .start(&owner, ctx.invoke_wait, move |progress| functions::run(work_ctx, caller, spec, args, request_id, progress))
+        .start(&owner, ctx.invoke_wait, move |progress| {
+            functions::run(work_ctx, caller, spec, args, request_id, progress)
+        })
         .await;
     if envelope.error.is_some() {
         ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
@@ -138,7 +149,12 @@ async fn invoke(
     envelope.into_response()
 }
 
-async fn get_status(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+async fn get_status(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let caller = match admin(&ctx, &headers, addr).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -150,17 +166,23 @@ async fn get_status(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<Pe
     let Some(token) = field(&pairs, "token") else {
         return Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response();
     };
-    let (known, timeout) = match (number_field(&pairs, "lastKnownStatusVersion"), number_field(&pairs, "millisecondsTimeout")) {
-        (Ok(k), Ok(t)) => (k.unwrap_or(0), t.unwrap_or(0)),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (known, timeout) =
+        match (number_field(&pairs, "lastKnownStatusVersion"), number_field(&pairs, "millisecondsTimeout")) {
+            (Ok(k), Ok(t)) => (k.unwrap_or(0), t.unwrap_or(0)),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
     match ctx.calls.status(&caller.user.name, token, known, Duration::from_millis(timeout)).await {
         Ok(env) => env.into_response(),
         Err(e) => Envelope::failure(ApiError::new(e.to_string())).into_response(),
     }
 }
 
-async fn cancel_async(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+async fn cancel_async(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let caller = match admin(&ctx, &headers, addr).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -178,7 +200,11 @@ async fn cancel_async(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<
     }
 }
 
-async fn get_metadata(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap) -> Response {
+async fn get_metadata(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = admin(&ctx, &headers, addr).await {
         return r;
     }
@@ -186,7 +212,11 @@ async fn get_metadata(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<
     Envelope::success(Value::Array(list)).into_response()
 }
 
-async fn cluster_status(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap) -> Response {
+async fn cluster_status(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = admin(&ctx, &headers, addr).await {
         return r;
     }
@@ -196,14 +226,24 @@ async fn cluster_status(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInf
     }
 }
 
-async fn local_state(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap) -> Response {
+async fn local_state(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = admin(&ctx, &headers, addr).await {
         return r;
     }
     Envelope::success(json!(ctx.meta.local_state())).into_response()
 }
 
-async fn membership(ctx: &ApiContext, addr: SocketAddr, headers: &HeaderMap, body: &[u8], promote: bool) -> Response {
+async fn membership(
+    ctx: &ApiContext,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+    promote: bool,
+) -> Response {
     if let Err(r) = admin(ctx, headers, addr).await {
         return r;
     }
@@ -213,7 +253,9 @@ async fn membership(ctx: &ApiContext, addr: SocketAddr, headers: &HeaderMap, bod
     };
     let id = match number_field(&pairs, "id") {
         Ok(Some(id)) => id,
-        Ok(None) => return Envelope::failure(ApiError::new("missing mandatory argument 'id'")).into_response(),
+        Ok(None) => {
+            return Envelope::failure(ApiError::new("missing mandatory argument 'id'")).into_response();
+        }
         Err(r) => return r,
     };
     let result = if promote { ctx.meta.promote(id).await } else { ctx.meta.remove(id).await };
@@ -223,11 +265,21 @@ async fn membership(ctx: &ApiContext, addr: SocketAddr, headers: &HeaderMap, bod
     }
 }
 
-async fn cluster_promote(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+async fn cluster_promote(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     membership(&ctx, addr, &headers, &body, true).await
 }
 
-async fn cluster_remove(State(ctx): Ctx, ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>, headers: HeaderMap, body: Bytes) -> Response {
+async fn cluster_remove(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     membership(&ctx, addr, &headers, &body, false).await
 }
 
@@ -238,7 +290,9 @@ async fn healthz() -> &'static str {
 async fn readyz(State(ctx): Ctx) -> Response {
     let m = ctx.meta.raft().metrics().borrow().clone();
     match m.current_leader {
-        Some(leader) => (StatusCode::OK, format!("ready: leader {leader}, term {}\n", m.current_term)).into_response(),
+        Some(leader) => {
+            (StatusCode::OK, format!("ready: leader {leader}, term {}\n", m.current_term)).into_response()
+        }
         None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no metadata leader known\n").into_response(),
     }
 }

@@ -45,13 +45,17 @@ pub fn load_or_generate(cert_file: &str, key_file: &str, data_dir: &Path) -> Res
     } else {
         (PathBuf::from(cert_file), PathBuf::from(key_file))
     };
-    let cert_pem = std::fs::read(&cert_path).with_context(|| format!("cannot read certificate {}", cert_path.display()))?;
+    let cert_pem = std::fs::read(&cert_path)
+        .with_context(|| format!("cannot read certificate {}", cert_path.display()))?;
     let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
         .with_context(|| format!("certificate file {} is not valid PEM", cert_path.display()))?;
-    let Some(leaf) = chain.first() else { bail!("certificate file {} holds no certificate", cert_path.display()) };
+    let Some(leaf) = chain.first() else {
+        bail!("certificate file {} holds no certificate", cert_path.display())
+    };
     let fingerprint = fingerprint(leaf);
-    let key_pem = std::fs::read(&key_path).with_context(|| format!("cannot read key {}", key_path.display()))?;
+    let key_pem =
+        std::fs::read(&key_path).with_context(|| format!("cannot read key {}", key_path.display()))?;
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .with_context(|| format!("key file {} is not valid PEM", key_path.display()))?
         .with_context(|| format!("key file {} holds no private key", key_path.display()))?;

@@ -68,7 +68,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -77,7 +82,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -95,7 +105,8 @@ pub struct Client {
 
 /// The fingerprint of the certificate a local `arca serve` generated, when there is one.
 fn local_fingerprint() -> Option<String> {
-    let dir = std::env::var_os("ARCA_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("./arca-data"));
+    let dir =
+        std::env::var_os("ARCA_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("./arca-data"));
     let (cert, _) = generated_paths(&dir);
     let pem = std::fs::read(cert).ok()?;
     let der = rustls_pemfile::certs(&mut pem.as_slice()).next()?.ok()?;

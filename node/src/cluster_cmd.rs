@@ -85,7 +85,9 @@ pub async fn run_node(opts: &ClientOptions, cmd: NodeCmd) -> Result<()> {
         NodeCmd::List => run(opts, ClusterCmd::Status).await,
         NodeCmd::Remove { node_id } => run(opts, ClusterCmd::Remove { node_id }).await,
         NodeCmd::Drain { node_id } => {
-            bail!("node drain is not available yet in this version of Arca (node {node_id} unchanged): shards arrive with the archive engine")
+            bail!(
+                "node drain is not available yet in this version of Arca (node {node_id} unchanged): shards arrive with the archive engine"
+            )
         }
     }
 }

@@ -19,9 +19,9 @@ use crate::certs;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn bind(setting: &str, env: &str, addr: &str) -> Result<TcpListener> {
-    let parsed: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("setting {setting} ({env}): '{addr}' is not an address of the form ip:port"))?;
+    let parsed: SocketAddr = addr.parse().with_context(|| {
+        format!("setting {setting} ({env}): '{addr}' is not an address of the form ip:port")
+    })?;
     TcpListener::bind(parsed).with_context(|| format!("cannot listen on {addr} (setting {setting}, {env})"))
 }
 
@@ -37,7 +37,9 @@ fn read_or_create_secret(config: &Config, joining: bool) -> Result<String> {
     let path = config.secret_file();
     match std::fs::read_to_string(&path) {
         Ok(s) if s.trim().len() >= 16 => Ok(s.trim().to_string()),
-        Ok(_) => bail!("cluster secret file {} is empty or too short (at least 16 characters)", path.display()),
+        Ok(_) => {
+            bail!("cluster secret file {} is empty or too short (at least 16 characters)", path.display())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !joining => {
             let secret = arca_raft::tls::new_secret();
             certs::write_private(&path, secret.as_bytes())?;
@@ -84,7 +86,9 @@ async fn bootstrap(meta: &MetaNode) -> Result<(), RaftNodeError> {
             Ok(_) | Err(RaftNodeError::Meta(MetaError::AlreadyExists { .. })) => {}
             Err(e) => return Err(e),
         }
-        println!("created tenant '{DEFAULT_TENANT}' with administrator 'admin' (password 'admin': change it)");
+        println!(
+            "created tenant '{DEFAULT_TENANT}' with administrator 'admin' (password 'admin': change it)"
+        );
     }
     Ok(())
 }
@@ -113,9 +117,14 @@ pub async fn run(config: Config, join: Option<String>) -> Result<()> {
 }
 
 /// Runs a node until `stop` completes (in-process nodes of the test harness use this).
-pub async fn run_until(config: Config, join: Option<String>, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+pub async fn run_until(
+    config: Config,
+    join: Option<String>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let data = config.data.dir.clone();
-    std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
     let secret = read_or_create_secret(&config, join.is_some())?;
 
     let cluster_listener = bind("listen.cluster", "ARCA_LISTEN_CLUSTER", &config.listen.cluster)?;
@@ -130,7 +139,9 @@ pub async fn run_until(config: Config, join: Option<String>, stop: impl std::fut
         ("listen.imaps", "ARCA_LISTEN_IMAPS", &config.listen.imaps),
     ] {
         if !value.is_empty() {
-            bail!("setting {setting} ({env}): this listener is not available yet in this version of Arca; leave it empty");
+            bail!(
+                "setting {setting} ({env}): this listener is not available yet in this version of Arca; leave it empty"
+            );
         }
     }
     let cert = certs::load_or_generate(&config.tls.cert_file, &config.tls.key_file, &data)?;
@@ -144,7 +155,9 @@ pub async fn run_until(config: Config, join: Option<String>, stop: impl std::fut
     let source_address = match config.cluster.source_address.as_str() {
         "" => None,
         ip => Some(ip.parse::<IpAddr>().with_context(|| {
-            format!("setting cluster.source_address (ARCA_CLUSTER_SOURCE_ADDRESS): '{ip}' is not an IP address")
+            format!(
+                "setting cluster.source_address (ARCA_CLUSTER_SOURCE_ADDRESS): '{ip}' is not an IP address"
+            )
         })?),
     };
     let api_addr = api_listener.local_addr()?;
@@ -241,4 +254,3 @@ pub async fn run_until(config: Config, join: Option<String>, stop: impl std::fut
     meta.shutdown().await;
     Ok(())
 }
-

@@ -17,8 +17,8 @@ mod wal;
 
 use std::io::Cursor;
 
-use arca_types::{Command, CommandOutput, MetaError, NodeId, RequestId};
 use arca_types::records::NodeInfo;
+use arca_types::{Command, CommandOutput, MetaError, NodeId, RequestId};
 use serde::{Deserialize, Serialize};
 
 pub use error::RaftNodeError;

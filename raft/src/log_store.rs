@@ -18,8 +18,8 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use serde::{Deserialize, Serialize};
 
-use crate::wal::{self, WalError};
 use crate::TypeConfig;
+use crate::wal::{self, WalError};
 use arca_types::NodeId;
 
 /// Name of the log file inside the node's Raft directory.
@@ -98,7 +98,15 @@ impl LogStore {
         wal::sync_dir(&path).map_err(io)?;
         let records_in_file = read.records.len();
         Ok(LogStore {
-            inner: Arc::new(Mutex::new(Inner { path, file, entries, last_purged, vote, committed, records_in_file })),
+            inner: Arc::new(Mutex::new(Inner {
+                path,
+                file,
+                entries,
+                last_purged,
+                vote,
+                committed,
+                records_in_file,
+            })),
         })
     }
 
@@ -195,7 +203,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -43,11 +43,18 @@ pub enum ClusterRequest {
     /// Asks the leader for a log index that a linearizable read must wait for.
     ReadIndex,
     /// Adds a node as learner (and voter while voters are few); answered by the leader.
-    Join { id: NodeId, info: NodeInfo },
+    Join {
+        id: NodeId,
+        info: NodeInfo,
+    },
     /// Promotes a learner to voter; answered by the leader.
-    Promote { id: NodeId },
+    Promote {
+        id: NodeId,
+    },
     /// Removes a node from the membership; answered by the leader.
-    Remove { id: NodeId },
+    Remove {
+        id: NodeId,
+    },
     /// The leader's view of the cluster.
     Status,
     /// This node's own applied index and state hash.
@@ -203,7 +210,10 @@ impl PeerClients {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let unreachable = |e: tonic::transport::Error| NetError::Unreachable { addr: addr.to_string(), message: e.to_string() };
+        let unreachable = |e: tonic::transport::Error| NetError::Unreachable {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        };
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.identity.ca_pem))
             .identity(Identity::from_pem(&self.identity.cert_pem, &self.identity.key_pem))
@@ -290,20 +300,24 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 impl PeerConnection {
-    async fn send<R, E>(&self, req: ClusterRequest, option: &RPCOption) -> Result<R, RPCError<NodeId, NodeInfo, E>>
+    async fn send<R, E>(
+        &self,
+        req: ClusterRequest,
+        option: &RPCOption,
+    ) -> Result<R, RPCError<NodeId, NodeInfo, E>>
     where
         R: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let answer: Result<R, E> = self
-            .clients
-            .call(&self.node.cluster_addr, &req, option.hard_ttl())
-            .await
-            .map_err(|e| match e {
-                NetError::Protocol { .. } => RPCError::Network(NetworkError::new(&e)),
-                _ => RPCError::Unreachable(Unreachable::new(&e)),
-            })?;
-        answer.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+        let answer: Result<R, E> =
+            self.clients.call(&self.node.cluster_addr, &req, option.hard_ttl()).await.map_err(
+                |e| match e {
+                    NetError::Protocol { .. } => RPCError::Network(NetworkError::new(&e)),
+                    _ => RPCError::Unreachable(Unreachable::new(&e)),
+                },
+            )?;
+        answer
+            .map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
     }
 }
 
@@ -320,8 +334,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.send(ClusterRequest::InstallSnapshot(rpc), &option).await
     }
 

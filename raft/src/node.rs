@@ -126,11 +126,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RaftNodeError + '_ {
 fn node_id(dir: &Path) -> Result<NodeId, RaftNodeError> {
     let path = dir.join("node.id");
     match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| RaftNodeError::Storage(crate::wal::WalError::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason: "not a node id".into(),
-        })),
+        Ok(text) => text.trim().parse().map_err(|_| {
+            RaftNodeError::Storage(crate::wal::WalError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: "not a node id".into(),
+            })
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = loop {
                 let id = rand::random::<u64>() % 1_000_000_000_000;
@@ -201,7 +203,14 @@ impl MetaNode {
             .map_err(|e| RaftNodeError::Fatal(format!("cluster TLS: {e}")))?
             .add_service(service);
         tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            use tokio_stream::StreamExt;
+            // Small Raft messages must not wait for Nagle and delayed ACKs.
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+                if let Ok(stream) = &conn {
+                    let _ = stream.set_nodelay(true);
+                }
+                conn
+            });
             let stop = async move {
                 let _ = shutdown_rx.wait_for(|s| *s).await;
             };
@@ -275,7 +284,11 @@ impl MetaNode {
     }
 
     /// Applies `command` once through Raft under `request_id`; retries (forwarding, elections) keep the id.
-    pub async fn write_with_id(&self, request_id: RequestId, command: Command) -> Result<CommandOutput, RaftNodeError> {
+    pub async fn write_with_id(
+        &self,
+        request_id: RequestId,
+        command: Command,
+    ) -> Result<CommandOutput, RaftNodeError> {
         let req = MetaRequest { request_id, command };
         let response: MetaResponse =
             self.leader_call(|| ClusterRequest::Write(req.clone()), LEADER_CALL_DEADLINE).await?;
@@ -370,7 +383,12 @@ impl MetaNode {
                     Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 },
-                Some(addr) => self.inner.clients.call(addr, &make(), RPC_TIMEOUT).await.map_err(|e: NetError| e.to_string()),
+                Some(addr) => self
+                    .inner
+                    .clients
+                    .call(addr, &make(), RPC_TIMEOUT)
+                    .await
+                    .map_err(|e: NetError| e.to_string()),
             };
             match answer {
                 Ok(LeaderAnswer::Done(r)) => return Ok(r),
@@ -421,18 +439,26 @@ impl MetaNode {
                 };
                 encode(serde_json::to_vec(&answer))
             }
-            ClusterRequest::Join { id, info } => encode(serde_json::to_vec(&self.join_as_leader(id, info).await)),
+            ClusterRequest::Join { id, info } => {
+                encode(serde_json::to_vec(&self.join_as_leader(id, info).await))
+            }
             ClusterRequest::Promote { id } => {
                 let answer = if !self.is_leader() {
                     self.not_leader()
                 } else {
-                    membership_answer(raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await)
+                    membership_answer(
+                        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await,
+                    )
                 };
                 encode(serde_json::to_vec(&answer))
             }
             ClusterRequest::Remove { id } => encode(serde_json::to_vec(&self.remove_as_leader(id).await)),
             ClusterRequest::Status => {
-                let answer = if self.is_leader() { LeaderAnswer::Done(self.leader_status()) } else { self.not_leader() };
+                let answer = if self.is_leader() {
+                    LeaderAnswer::Done(self.leader_status())
+                } else {
+                    self.not_leader()
+                };
                 encode(serde_json::to_vec(&answer))
             }
             other => Err(format!("not a leader request: {other:?}")),
@@ -450,13 +476,16 @@ impl MetaNode {
         let raft = &self.inner.raft;
         if let Err(e) = raft.add_learner(id, info, true).await {
             return match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => LeaderAnswer::NotLeader(f.leader_node),
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    LeaderAnswer::NotLeader(f.leader_node)
+                }
                 e => LeaderAnswer::Failed(e.to_string()),
             };
         }
         let voters = raft.metrics().borrow().membership_config.membership().voter_ids().count();
         if voters < self.inner.max_voters {
-            let change = raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await;
+            let change =
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await;
             if let LeaderAnswer::Failed(m) = membership_answer(change) {
                 return LeaderAnswer::Failed(m);
             }
@@ -479,19 +508,19 @@ impl MetaNode {
             if voters.len() == 1 {
                 return LeaderAnswer::Failed(format!("node {id} is the only voter; it cannot be removed"));
             }
-            if let LeaderAnswer::Failed(m) =
-                membership_answer(raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false).await)
-            {
+            if let LeaderAnswer::Failed(m) = membership_answer(
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false).await,
+            ) {
                 return LeaderAnswer::Failed(m);
             }
         }
         let still_there = raft.metrics().borrow().membership_config.membership().get_node(&id).is_some();
-        if still_there {
-            if let LeaderAnswer::Failed(m) =
-                membership_answer(raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await)
-            {
-                return LeaderAnswer::Failed(m);
-            }
+        if still_there
+            && let LeaderAnswer::Failed(m) = membership_answer(
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await,
+            )
+        {
+            return LeaderAnswer::Failed(m);
         }
         tracing::info!(node = id, "node removed from the metadata cluster");
         LeaderAnswer::Done(())
@@ -540,11 +569,16 @@ impl MetaNode {
 }
 
 fn membership_answer(
-    result: Result<openraft::raft::ClientWriteResponse<crate::TypeConfig>, RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>>,
+    result: Result<
+        openraft::raft::ClientWriteResponse<crate::TypeConfig>,
+        RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>,
+    >,
 ) -> LeaderAnswer<()> {
     match result {
         Ok(_) => LeaderAnswer::Done(()),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => LeaderAnswer::NotLeader(f.leader_node),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            LeaderAnswer::NotLeader(f.leader_node)
+        }
         Err(e) => LeaderAnswer::Failed(e.to_string()),
     }
 }
@@ -560,9 +594,13 @@ impl ClusterHandler for MetaNode {
             let raft = &self.inner.raft;
             let json = |v: Result<Vec<u8>, serde_json::Error>| v.map_err(|e| e.to_string());
             match request {
-                ClusterRequest::AppendEntries(rpc) => json(serde_json::to_vec(&raft.append_entries(rpc).await)),
+                ClusterRequest::AppendEntries(rpc) => {
+                    json(serde_json::to_vec(&raft.append_entries(rpc).await))
+                }
                 ClusterRequest::Vote(rpc) => json(serde_json::to_vec(&raft.vote(rpc).await)),
-                ClusterRequest::InstallSnapshot(rpc) => json(serde_json::to_vec(&raft.install_snapshot(rpc).await)),
+                ClusterRequest::InstallSnapshot(rpc) => {
+                    json(serde_json::to_vec(&raft.install_snapshot(rpc).await))
+                }
                 ClusterRequest::LocalState => json(serde_json::to_vec(&self.local_state())),
                 leader_only => self.execute_as_leader(leader_only).await,
             }

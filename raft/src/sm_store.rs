@@ -37,10 +37,13 @@ pub struct Applied {
     pub state: MetaState,
 }
 
+/// The latest snapshot: its metadata and serialized body.
+type CurrentSnapshot = Option<(SnapshotMeta<NodeId, NodeInfo>, Vec<u8>)>;
+
 #[derive(Debug)]
 struct Shared {
     applied: RwLock<Applied>,
-    current: RwLock<Option<(SnapshotMeta<NodeId, NodeInfo>, Vec<u8>)>>,
+    current: RwLock<CurrentSnapshot>,
     path: PathBuf,
     snapshot_seq: std::sync::atomic::AtomicU64,
 }
@@ -67,8 +70,8 @@ impl StateMachineStore {
         match (read.records.as_slice(), read.torn_tail) {
             ([], false) => {}
             ([raw], false) => {
-                let body: SnapshotBody =
-                    serde_json::from_slice(raw).map_err(|e| corrupt(format!("snapshot does not decode: {e}")))?;
+                let body: SnapshotBody = serde_json::from_slice(raw)
+                    .map_err(|e| corrupt(format!("snapshot does not decode: {e}")))?;
                 applied.last_applied = body.meta.last_log_id;
                 applied.membership = body.meta.last_membership.clone();
                 applied.state = body.state;
@@ -95,7 +98,11 @@ impl StateMachineStore {
         self.shared.applied.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn store_snapshot(&self, meta: SnapshotMeta<NodeId, NodeInfo>, body: Vec<u8>) -> Result<(), StorageError<NodeId>> {
+    fn store_snapshot(
+        &self,
+        meta: SnapshotMeta<NodeId, NodeInfo>,
+        body: Vec<u8>,
+    ) -> Result<(), StorageError<NodeId>> {
         wal::write_atomically(&self.shared.path, std::slice::from_ref(&body)).map_err(sm_err)?;
         *self.shared.current.write().unwrap_or_else(|p| p.into_inner()) = Some((meta, body));
         Ok(())
@@ -185,8 +192,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let current = self.shared.current.read().unwrap_or_else(|p| p.into_inner());
-        Ok(current
-            .as_ref()
-            .map(|(meta, body)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(body.clone())) }))
+        Ok(current.as_ref().map(|(meta, body)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(Cursor::new(body.clone())),
+        }))
     }
 }

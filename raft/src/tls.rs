@@ -71,7 +71,11 @@ pub fn cluster_identity(secret: &str) -> Result<ClusterIdentity, TlsError> {
     node_params.extended_key_usages =
         vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let node_cert = node_params.signed_by(&node_key, &ca_cert, &ca_key)?;
-    Ok(ClusterIdentity { ca_pem: ca_cert.pem(), cert_pem: node_cert.pem(), key_pem: node_key.serialize_pem() })
+    Ok(ClusterIdentity {
+        ca_pem: ca_cert.pem(),
+        cert_pem: node_cert.pem(),
+        key_pem: node_key.serialize_pem(),
+    })
 }
 
 #[cfg(test)]

@@ -47,8 +47,14 @@ impl ApiClient {
     }
 
     /// POSTs url-encoded `args` to `path` with optional extra headers; returns whatever came back.
-    pub async fn post_raw(&self, path: &str, args: &[(&str, &str)], headers: &[(&str, &str)]) -> Result<Answer> {
-        let mut req = self.http.post(format!("{}{}", self.base, path)).basic_auth(&self.user, Some(&self.password));
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        args: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<Answer> {
+        let mut req =
+            self.http.post(format!("{}{}", self.base, path)).basic_auth(&self.user, Some(&self.password));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -98,10 +104,7 @@ impl ApiClient {
 }
 
 fn serde_urlencode(args: &[(&str, &str)]) -> String {
-    args.iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    args.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 fn enc(s: &str) -> String {

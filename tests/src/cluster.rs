@@ -131,7 +131,8 @@ impl Cluster {
         let dir = self._tmp.path().join(format!("node{index}"));
         std::fs::create_dir_all(&dir)?;
         let cluster_port = free_port();
-        let proxy = proxy::start(index, format!("127.0.0.1:{cluster_port}").parse()?, self.partition.clone()).await;
+        let proxy =
+            proxy::start(index, format!("127.0.0.1:{cluster_port}").parse()?, self.partition.clone()).await;
         let node = NodeHandle {
             index,
             dir,
@@ -178,7 +179,8 @@ impl Cluster {
         let n = &mut self.nodes[index];
         match n.kind {
             Kind::Process => {
-                let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log"))?;
+                let log =
+                    std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log"))?;
                 let mut cmd = Command::new(arca_bin());
                 cmd.arg("serve");
                 if let Some(j) = join {
@@ -358,7 +360,9 @@ impl Cluster {
             }
             let first = &states[0];
             if !first.is_null()
-                && states.iter().all(|s| s["appliedIndex"] == first["appliedIndex"] && s["stateHash"] == first["stateHash"])
+                && states.iter().all(|s| {
+                    s["appliedIndex"] == first["appliedIndex"] && s["stateHash"] == first["stateHash"]
+                })
             {
                 return Ok(states);
             }

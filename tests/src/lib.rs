@@ -17,13 +17,19 @@ pub fn arca_bin() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("ARCA_BIN") {
         return p.into();
     }
-    // Test executables live in <target>/<profile>/deps/; the binary one level up.
+    // Test executables live in <target>/<profile>/deps/, benchmark binaries in <target>/<profile>/.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let mut dir = exe.parent().expect("executable directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("profile directory");
+    }
     dir.join("arca")
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; collisions are unlikely and retried by callers).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }

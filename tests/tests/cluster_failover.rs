@@ -44,14 +44,20 @@ async fn create_user(apis: &[ApiClient], first: usize, name: &str) -> Result<()>
 
 async fn user_names(api: &ApiClient) -> Result<Vec<String>> {
     let users = api.ok("GetUsers", &[]).await?;
-    Ok(users.as_array().into_iter().flatten().filter_map(|u| u["userName"].as_str().map(str::to_string)).collect())
+    Ok(users
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["userName"].as_str().map(str::to_string))
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_killed_mid_write_loses_nothing_and_applies_nothing_twice() -> Result<()> {
     let mut cluster = Cluster::start(3, &[]).await?;
     let status = cluster.status(0).await?;
-    let voters = status["members"].as_array().into_iter().flatten().filter(|m| m["role"] != "learner").count();
+    let voters =
+        status["members"].as_array().into_iter().flatten().filter(|m| m["role"] != "learner").count();
     assert_eq!(voters, 3, "three voters: {status}");
     let leader = cluster.leader().await?;
 
@@ -61,7 +67,8 @@ async fn leader_killed_mid_write_loses_nothing_and_applies_nothing_twice() -> Re
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
     for w in 0..12 {
-        let (apis, done, next, acknowledged) = (apis.clone(), done.clone(), next.clone(), acknowledged.clone());
+        let (apis, done, next, acknowledged) =
+            (apis.clone(), done.clone(), next.clone(), acknowledged.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -83,7 +90,10 @@ async fn leader_killed_mid_write_loses_nothing_and_applies_nothing_twice() -> Re
     let killed_at = Instant::now();
     // Writes resume through the survivors within 10 s.
     while done.load(Ordering::SeqCst) < at_kill + 20 {
-        assert!(killed_at.elapsed() < Duration::from_secs(10), "writes did not resume within 10 s of the kill");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "writes did not resume within 10 s of the kill"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("writes resumed {:?} after killing the leader", killed_at.elapsed());
@@ -115,13 +125,20 @@ async fn cut_off_leader_stops_writing_and_follows_after_healing() -> Result<()> 
     cluster.wait_converged(Duration::from_secs(20)).await?;
 
     cluster.partition.cut(old);
-    let refused = api_old.invoke("CreateUser", &[("userName", "on-the-island"), ("privileges", "login")]).await?;
-    assert_ne!(refused["statusCode"], "succeeded", "an isolated leader must not acknowledge writes: {refused}");
+    let refused =
+        api_old.invoke("CreateUser", &[("userName", "on-the-island"), ("privileges", "login")]).await?;
+    assert_ne!(
+        refused["statusCode"], "succeeded",
+        "an isolated leader must not acknowledge writes: {refused}"
+    );
 
     let other = (old + 1) % 3;
     let start = Instant::now();
     loop {
-        let env = cluster.api(other).invoke("CreateUser", &[("userName", "after"), ("privileges", "login")]).await?;
+        let env = cluster
+            .api(other)
+            .invoke("CreateUser", &[("userName", "after"), ("privileges", "login")])
+            .await?;
         if env["statusCode"] == "succeeded" {
             break;
         }
@@ -135,8 +152,14 @@ async fn cut_off_leader_stops_writing_and_follows_after_healing() -> Result<()> 
     assert_eq!(status["leader"], new_leader, "the old leader follows the new one");
     for i in 0..3 {
         let names = user_names(&cluster.api(i)).await?;
-        assert!(names.contains(&"before".to_string()) && names.contains(&"after".to_string()), "node {i}: {names:?}");
-        assert!(!names.contains(&"on-the-island".to_string()), "an unacknowledged island write must not survive");
+        assert!(
+            names.contains(&"before".to_string()) && names.contains(&"after".to_string()),
+            "node {i}: {names:?}"
+        );
+        assert!(
+            !names.contains(&"on-the-island".to_string()),
+            "an unacknowledged island write must not survive"
+        );
     }
     Ok(())
 }
@@ -154,7 +177,7 @@ async fn fourth_node_joins_from_snapshot_as_learner_then_is_promoted_and_removed
         .as_array()
         .into_iter()
         .flatten()
-        .find(|m| m["apiAddr"] == Value::from(cluster.nodes[index].api_addr()))
+        .find(|m| m["apiAddr"].as_str() == Some(cluster.nodes[index].api_addr().as_str()))
         .cloned()
         .expect("fourth member listed");
     assert_eq!(fourth["role"], "learner", "{status}");
@@ -164,17 +187,23 @@ async fn fourth_node_joins_from_snapshot_as_learner_then_is_promoted_and_removed
     let names = user_names(&cluster.api(index)).await?;
     assert_eq!(names.len(), 121);
 
-    let id = fourth["id"].as_u64().expect("id").to_string();
+    let id_num = fourth["id"].as_u64().expect("id");
+    let id = id_num.to_string();
     let out = cluster.cli(0, &["cluster", "promote", &id]);
     assert!(out.status.success(), "promote: {}", String::from_utf8_lossy(&out.stderr));
     let status = cluster.status(0).await?;
-    let role = status["members"].as_array().into_iter().flatten().find(|m| m["id"].to_string() == id).map(|m| m["role"].clone());
+    let role = status["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["id"].as_u64() == Some(id_num))
+        .map(|m| m["role"].clone());
     assert_eq!(role, Some(Value::from("voter")), "{status}");
 
     let out = cluster.cli(1, &["cluster", "remove", &id]);
     assert!(out.status.success(), "remove: {}", String::from_utf8_lossy(&out.stderr));
     let status = cluster.wait_members(3, Duration::from_secs(20)).await?;
-    assert!(status["members"].as_array().into_iter().flatten().all(|m| m["id"].to_string() != id));
+    assert!(status["members"].as_array().into_iter().flatten().all(|m| m["id"].as_u64() != Some(id_num)));
     let out = cluster.cli(2, &["cluster", "status", "--json"]);
     assert!(out.status.success());
     let parsed: Value = serde_json::from_slice(&out.stdout)?;

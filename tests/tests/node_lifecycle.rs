@@ -31,7 +31,10 @@ async fn first_start_creates_default_tenant_admin_and_a_reused_certificate() -> 
         log.lines().filter(|l| l.contains("SHA-256 fingerprint")).nth(nth).map(str::to_string)
     };
     assert!(fingerprint(&log, 0).is_some(), "the fingerprint is printed at start:\n{log}");
-    assert!(log.contains("still has the default password"), "the default-password warning is printed:\n{log}");
+    assert!(
+        log.contains("still has the default password"),
+        "the default-password warning is printed:\n{log}"
+    );
     cluster.restart(index).await?;
     cluster.stop(index).await?;
     let log = cluster.nodes[index].log();
@@ -48,7 +51,8 @@ async fn node_killed_with_sigkill_keeps_every_user_folder_and_privilege() -> Res
     for i in 0..30 {
         api.ok("CreateUser", &[("userName", &format!("k{i}")), ("privileges", "login")]).await?;
     }
-    api.ok("SetUserPrivilegesOnFolder", &[("userName", "k1"), ("folder", "k2"), ("privileges", "read")]).await?;
+    api.ok("SetUserPrivilegesOnFolder", &[("userName", "k1"), ("folder", "k2"), ("privileges", "read")])
+        .await?;
     api.ok("MoveFolder", &[("fromFolder", "k3"), ("toFolder", "k3-archive")]).await?;
     let before_info = api.ok("GetUserInfo", &[("userName", "k1")]).await?;
     let before_folders = api.ok("GetChildFolders", &[]).await?;
@@ -97,7 +101,10 @@ async fn node_with_wrong_cluster_secret_can_neither_join_nor_read() -> Result<()
     std::fs::write(&wrong, arca_raft::tls::new_secret())?;
     let wrong_path = wrong.display().to_string();
     let index = cluster
-        .place_node(Kind::Process, &[("ARCA_CLUSTER_SECRET_FILE", &wrong_path), ("ARCA_CLUSTER_JOIN_TIMEOUT_MS", "4000")])
+        .place_node(
+            Kind::Process,
+            &[("ARCA_CLUSTER_SECRET_FILE", &wrong_path), ("ARCA_CLUSTER_JOIN_TIMEOUT_MS", "4000")],
+        )
         .await?;
     cluster.launch(index)?;
     let status = cluster.wait_exit(index, Duration::from_secs(30)).await?;
@@ -110,7 +117,8 @@ async fn node_with_wrong_cluster_secret_can_neither_join_nor_read() -> Result<()
     let identity = arca_raft::tls::cluster_identity(&arca_raft::tls::new_secret())?;
     let clients = PeerClients::new(identity);
     let addr = format!("127.0.0.1:{}", cluster.nodes[0].cluster_port);
-    let answer: Result<Value, _> = clients.call(&addr, &ClusterRequest::LocalState, Duration::from_secs(5)).await;
+    let answer: Result<Value, _> =
+        clients.call(&addr, &ClusterRequest::LocalState, Duration::from_secs(5)).await;
     assert!(answer.is_err(), "a stranger read cluster state: {answer:?}");
     Ok(())
 }

@@ -16,7 +16,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration of one node. `arca config example` prints it with every default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub data: DataConfig,
@@ -136,18 +136,6 @@ impl Default for LogConfig {
         LogConfig { level: "info".into() }
     }
 }
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data: DataConfig::default(),
-            listen: ListenConfig::default(),
-            cluster: ClusterConfig::default(),
-            tls: TlsConfig::default(),
-            api: ApiConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
 
 /// The documented configuration file with every default; `arca config example` prints it.
 pub const EXAMPLE: &str = r#"# Arca node configuration. Every setting may also be given as an environment variable
@@ -222,18 +210,21 @@ impl Config {
         for (var, raw) in env {
             let Some(rest) = var.strip_prefix("ARCA_") else { continue };
             let Some((section, key)) = find_setting(&value, rest) else { continue };
-            let slot = value
-                .get_mut(&section)
-                .and_then(|s| s.as_table_mut())
-                .and_then(|t| t.get_mut(&key));
+            let slot = value.get_mut(&section).and_then(|s| s.as_table_mut()).and_then(|t| t.get_mut(&key));
             if let Some(slot) = slot {
                 *slot = match slot {
-                    toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
-                        ConfigError::Env { var: var.clone(), message: format!("'{raw}' is not a whole number") }
-                    })?),
-                    toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
-                        ConfigError::Env { var: var.clone(), message: format!("'{raw}' is not true or false") }
-                    })?),
+                    toml::Value::Integer(_) => {
+                        toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
+                            var: var.clone(),
+                            message: format!("'{raw}' is not a whole number"),
+                        })?)
+                    }
+                    toml::Value::Boolean(_) => {
+                        toml::Value::Boolean(raw.trim().parse().map_err(|_| ConfigError::Env {
+                            var: var.clone(),
+                            message: format!("'{raw}' is not true or false"),
+                        })?)
+                    }
                     _ => toml::Value::String(raw),
                 };
             }

@@ -21,7 +21,11 @@ struct Row {
 }
 
 async fn run(nodes: usize, writes: usize, concurrency: usize) -> Result<Row> {
-    let cluster = Cluster::start(nodes, &[("ARCA_CLUSTER_HEARTBEAT_MS", "250"), ("ARCA_CLUSTER_ELECTION_TIMEOUT_MS", "1000")]).await?;
+    let cluster = Cluster::start(
+        nodes,
+        &[("ARCA_CLUSTER_HEARTBEAT_MS", "250"), ("ARCA_CLUSTER_ELECTION_TIMEOUT_MS", "1000")],
+    )
+    .await?;
     let apis: Vec<ApiClient> = (0..nodes).map(|i| cluster.api(i)).collect();
     // Warm up connections and the password cache on every node.
     for api in &apis {
@@ -42,7 +46,9 @@ async fn run(nodes: usize, writes: usize, concurrency: usize) -> Result<Row> {
                 }
                 let api = &apis[i % apis.len()];
                 let t = Instant::now();
-                let env = api.invoke("CreateUser", &[("userName", &format!("bench{i}")), ("privileges", "login")]).await?;
+                let env = api
+                    .invoke("CreateUser", &[("userName", &format!("bench{i}")), ("privileges", "login")])
+                    .await?;
                 if env["statusCode"] != "succeeded" {
                     bail!("CreateUser failed: {env}");
                 }
@@ -69,7 +75,11 @@ async fn run(nodes: usize, writes: usize, concurrency: usize) -> Result<Row> {
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +91,15 @@ async fn main() -> Result<()> {
         eprintln!("running {writes} writes on {nodes} node(s) with concurrency {c} ...");
         rows.push(run(nodes, writes, c).await?);
     }
-    let base = rows.iter().find(|r| r.setup == "1 node" && r.concurrency == concurrency).map(|r| r.per_sec).unwrap_or(1.0);
-    println!("{:<12} {:>5} {:>7} {:>10} {:>10} {:>10} {:>14}", "setup", "conc", "writes", "writes/s", "p50 ms", "p99 ms", "vs 1 node");
+    let base = rows
+        .iter()
+        .find(|r| r.setup == "1 node" && r.concurrency == concurrency)
+        .map(|r| r.per_sec)
+        .unwrap_or(1.0);
+    println!(
+        "{:<12} {:>5} {:>7} {:>10} {:>10} {:>10} {:>14}",
+        "setup", "conc", "writes", "writes/s", "p50 ms", "p99 ms", "vs 1 node"
+    );
     for r in &rows {
         println!(
             "{:<12} {:>5} {:>7} {:>10.0} {:>10.2} {:>10.2} {:>13.2}x",
