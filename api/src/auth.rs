@@ -78,6 +78,17 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// Refuses callers from other hosts while `admin` still has its default password (OPS-01).
+fn remote_refusal(ip: IpAddr, default_password_in_use: impl FnOnce() -> bool) -> Option<Denied> {
+    (!is_loopback(ip) && default_password_in_use()).then(|| {
+        Denied::Forbidden(
+            "the user 'admin' still has the default password 'admin': change it (SetUserPassword) before calling \
+             the API from another host than this one"
+                .into(),
+        )
+    })
+}
+
 /// Extracts `user:password` from an HTTP Basic `Authorization` header.
 pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -180,12 +191,10 @@ impl Gate {
                 caller.user.name
             )));
         }
-        if !is_loopback(addr.ip()) && self.default_admin_password_in_use(meta, &caller.tenant) {
-            return Err(Denied::Forbidden(
-                "the user 'admin' still has the default password 'admin': change it (SetUserPassword) before \
-                 calling the API from another host than this one"
-                    .into(),
-            ));
+        if let Some(refusal) =
+            remote_refusal(addr.ip(), || self.default_admin_password_in_use(meta, &caller.tenant))
+        {
+            return Err(refusal);
         }
         Ok(caller)
     }
@@ -211,6 +220,29 @@ mod tests {
         assert!(is_loopback("::1".parse().expect("ip")));
         assert!(is_loopback("::ffff:127.0.0.1".parse().expect("ip")));
         assert!(!is_loopback("10.0.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn other_hosts_are_refused_only_while_the_default_password_holds() {
+        let remote: IpAddr = "192.0.2.7".parse().expect("ip");
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        let refusal = remote_refusal(remote, || true).expect("refused").to_string();
+        assert!(refusal.contains("default password"), "{refusal}");
+        assert!(remote_refusal(remote, || false).is_none());
+        assert!(remote_refusal(local, || true).is_none());
+    }
+
+    #[test]
+    fn repeated_failed_logins_from_one_address_are_throttled() {
+        let gate = Gate::default();
+        let ip: IpAddr = "127.0.0.9".parse().expect("ip");
+        for _ in 0..THROTTLE_FAILURES - 1 {
+            gate.record_failure(ip);
+        }
+        assert!(!gate.throttled(ip));
+        gate.record_failure(ip);
+        assert!(gate.throttled(ip));
+        assert!(!gate.throttled("127.0.0.8".parse().expect("ip")), "other addresses are not affected");
     }
 
     #[test]

@@ -64,10 +64,19 @@ struct Entry {
     finished_at: Option<Instant>,
 }
 
-/// The calls of this node, by token.
-#[derive(Default)]
+/// The calls of this node, by token. A token is 32 lower-case hex characters: the first 10 are the id of
+/// the node running the call, so that any node can forward `get-status` and `cancel-async` to it.
 pub struct Calls {
+    node: u64,
     entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// The node that runs the call named by `token`, when the token is well-formed.
+pub fn token_node(token: &str) -> Option<u64> {
+    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(&token[..10], 16).ok()
 }
 
 impl std::fmt::Debug for Calls {
@@ -103,6 +112,11 @@ fn envelope(token: &str, s: &Status, since: u64) -> Envelope {
 }
 
 impl Calls {
+    /// The calls of node `node`.
+    pub fn new(node: u64) -> Calls {
+        Calls { node, entries: Mutex::new(HashMap::new()) }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -114,7 +128,7 @@ impl Calls {
         F: FnOnce(Progress) -> Fut,
         Fut: std::future::Future<Output = Result<Value, ApiError>> + Send + 'static,
     {
-        let token = format!("{:032x}", rand::random::<u128>());
+        let token = format!("{:010x}{:022x}", self.node & 0xff_ffff_ffff, rand::random::<u128>() >> 40);
         let initial = Status {
             version: 1,
             code: CallStatus::Running,
@@ -228,8 +242,23 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn tokens_name_the_node_running_the_call() {
+        let calls = Calls::new(123_456_789_012);
+        let env = calls
+            .start("admin", Duration::from_millis(10), |_| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(Value::Null)
+            })
+            .await;
+        let token = env.token.expect("running call has a token");
+        assert_eq!(token.len(), 32);
+        assert_eq!(token_node(&token), Some(123_456_789_012));
+        assert_eq!(token_node("not-a-token"), None);
+    }
+
+    #[tokio::test]
     async fn quick_call_answers_finished_without_token() {
-        let calls = Calls::default();
+        let calls = Calls::new(1);
         let env = calls.start("admin", Duration::from_secs(1), |_| async { Ok(Value::from(7)) }).await;
         assert_eq!(env.status_code, CallStatus::Succeeded);
         assert_eq!(env.token, None);
@@ -238,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn slow_call_is_polled_with_rising_versions_and_can_be_cancelled() {
-        let calls = Calls::default();
+        let calls = Calls::new(1);
         let env = calls
             .start("admin", Duration::from_millis(50), |p| async move {
                 p.log("step one");

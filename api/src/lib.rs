@@ -35,21 +35,23 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    /// A context for `meta` with default behaviour.
+    /// A context for `meta`, registered with it to serve requests other nodes forward here.
     pub fn new(
         meta: MetaNode,
         version: String,
         machine_name: String,
         invoke_wait: Duration,
     ) -> Arc<ApiContext> {
-        Arc::new(ApiContext {
+        let ctx = Arc::new(ApiContext {
+            calls: calls::Calls::new(meta.id()),
             meta,
             version,
             machine_name,
             invoke_wait,
-            calls: calls::Calls::default(),
             gate: auth::Gate::default(),
             metrics: routes::Metrics::default(),
-        })
+        });
+        ctx.meta.set_app_handler(Arc::new(routes::Forwarded(Arc::downgrade(&ctx))));
+        ctx
     }
 }

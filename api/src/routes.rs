@@ -11,15 +11,16 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ApiContext;
 use crate::args::Args;
 use crate::auth::{Caller, Denied};
-use crate::catalogue;
 use crate::envelope::{ApiError, Envelope, no_cache_headers};
 use crate::functions;
 use crate::listener::PeerAddr;
+use crate::{calls, catalogue};
 
 /// Request counters exported on `/metrics`.
 #[derive(Debug, Default)]
@@ -171,10 +172,9 @@ async fn get_status(
             (Ok(k), Ok(t)) => (k.unwrap_or(0), t.unwrap_or(0)),
             (Err(r), _) | (_, Err(r)) => return r,
         };
-    match ctx.calls.status(&caller.user.name, token, known, Duration::from_millis(timeout)).await {
-        Ok(env) => env.into_response(),
-        Err(e) => Envelope::failure(ApiError::new(e.to_string())).into_response(),
-    }
+    let request =
+        CallRequest::Status { owner: caller.user.name, token: token.to_string(), known, timeout_ms: timeout };
+    call_request(&ctx, request).await.into_response()
 }
 
 async fn cancel_async(
@@ -194,9 +194,87 @@ async fn cancel_async(
     let Some(token) = field(&pairs, "token") else {
         return Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response();
     };
-    match ctx.calls.cancel(&caller.user.name, token) {
-        Ok(env) => env.into_response(),
-        Err(e) => Envelope::failure(ApiError::new(e.to_string())).into_response(),
+    let request = CallRequest::Cancel { owner: caller.user.name, token: token.to_string() };
+    call_request(&ctx, request).await.into_response()
+}
+
+/// `get-status` or `cancel-async` for a call of this node or, forwarded, of another one.
+#[derive(Debug, Serialize, Deserialize)]
+enum CallRequest {
+    Status { owner: String, token: String, known: u64, timeout_ms: u64 },
+    Cancel { owner: String, token: String },
+}
+
+impl CallRequest {
+    fn token(&self) -> &str {
+        match self {
+            CallRequest::Status { token, .. } | CallRequest::Cancel { token, .. } => token,
+        }
+    }
+
+    async fn serve_here(self, calls: &crate::calls::Calls) -> Envelope {
+        let answer = match self {
+            CallRequest::Status { owner, token, known, timeout_ms } => {
+                calls.status(&owner, &token, known, Duration::from_millis(timeout_ms)).await
+            }
+            CallRequest::Cancel { owner, token } => calls.cancel(&owner, &token),
+        };
+        answer.unwrap_or_else(|e| Envelope::failure(ApiError::new(e.to_string())))
+    }
+}
+
+/// The service name under which nodes forward [`CallRequest`]s to each other.
+const CALLS_SERVICE: &str = "api.calls";
+
+async fn call_request(ctx: &ApiContext, request: CallRequest) -> Envelope {
+    let node = crate::calls::token_node(request.token());
+    match node {
+        Some(node) if node != ctx.meta.id() => {
+            let wait = match &request {
+                CallRequest::Status { timeout_ms, .. } => {
+                    Duration::from_millis((*timeout_ms).min(calls::MAX_POLL_MS))
+                }
+                CallRequest::Cancel { .. } => Duration::ZERO,
+            };
+            let payload = match serde_json::to_value(&request) {
+                Ok(p) => p,
+                Err(e) => return Envelope::failure(ApiError::new(e.to_string())),
+            };
+            match ctx.meta.call_node(node, CALLS_SERVICE, payload, wait + Duration::from_secs(10)).await {
+                Ok(value) => serde_json::from_value(value).unwrap_or_else(|e| {
+                    Envelope::failure(ApiError::new(format!("undecodable forwarded status: {e}")))
+                }),
+                Err(e) => Envelope::failure(ApiError {
+                    message: format!(
+                        "the node running this call cannot be reached (token '{}')",
+                        request.token()
+                    ),
+                    details: e.to_string(),
+                }),
+            }
+        }
+        _ => request.serve_here(&ctx.calls).await,
+    }
+}
+
+/// Serves other nodes' forwarded requests (the [`arca_raft::AppHandler`] of the API).
+pub struct Forwarded(pub std::sync::Weak<ApiContext>);
+
+impl arca_raft::AppHandler for Forwarded {
+    fn handle(
+        &self,
+        service: String,
+        payload: Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send>> {
+        let ctx = self.0.upgrade();
+        Box::pin(async move {
+            let ctx = ctx.ok_or("the API of this node is shutting down")?;
+            if service != CALLS_SERVICE {
+                return Err(format!("unknown service '{service}'"));
+            }
+            let request: CallRequest = serde_json::from_value(payload).map_err(|e| e.to_string())?;
+            serde_json::to_value(request.serve_here(&ctx.calls).await).map_err(|e| e.to_string())
+        })
     }
 }
 

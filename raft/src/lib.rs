@@ -22,7 +22,7 @@ use arca_types::{Command, CommandOutput, MetaError, NodeId, RequestId};
 use serde::{Deserialize, Serialize};
 
 pub use error::RaftNodeError;
-pub use node::{ClusterStatus, MemberStatus, MetaNode, NodeOptions};
+pub use node::{AppHandler, ClusterStatus, MemberStatus, MetaNode, NodeOptions};
 pub use state::MetaState;
 
 /// One client write as it travels through the Raft log: the command and the id that makes it idempotent.

@@ -59,6 +59,12 @@ pub enum ClusterRequest {
     Status,
     /// This node's own applied index and state hash.
     LocalState,
+    /// A request for a service of a higher layer (e.g. the API's long-running calls), served by the
+    /// node's [`crate::node::AppHandler`].
+    App {
+        service: String,
+        payload: serde_json::Value,
+    },
 }
 
 /// Why a call to a peer failed before the peer could answer.

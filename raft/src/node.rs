@@ -74,7 +74,7 @@ pub struct ClusterStatus {
     pub leader: Option<NodeId>,
     pub term: u64,
     pub last_log_index: Option<u64>,
-    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
     pub members: Vec<MemberStatus>,
 }
 
@@ -86,6 +86,16 @@ pub struct LocalState {
     pub state: String,
     pub applied_index: Option<u64>,
     pub state_hash: String,
+}
+
+/// Serves requests of higher layers that other nodes address to this one (`MetaNode::call_node`).
+pub trait AppHandler: Send + Sync + 'static {
+    /// Handles one request for `service`; `Err` is a message for the caller.
+    fn handle(
+        &self,
+        service: String,
+        payload: serde_json::Value,
+    ) -> BoxFuture<'static, Result<serde_json::Value, String>>;
 }
 
 /// Answer of a call that only the leader can serve.
@@ -104,6 +114,7 @@ struct Inner {
     info: NodeInfo,
     max_voters: usize,
     shutdown: watch::Sender<bool>,
+    app: std::sync::OnceLock<Arc<dyn AppHandler>>,
 }
 
 /// A running metadata node. Cheap to clone.
@@ -189,6 +200,7 @@ impl MetaNode {
                 info: opts.info.clone(),
                 max_voters: opts.max_voters.max(1),
                 shutdown,
+                app: std::sync::OnceLock::new(),
             }),
         };
 
@@ -247,6 +259,47 @@ impl MetaNode {
             other => other,
         })?;
         Ok(())
+    }
+
+    /// Installs the handler of [`ClusterRequest::App`] requests (once; later calls are ignored).
+    pub fn set_app_handler(&self, handler: Arc<dyn AppHandler>) {
+        let _ = self.inner.app.set(handler);
+    }
+
+    /// Sends a request for `service` to node `id` (or handles it here when `id` is this node).
+    pub async fn call_node(
+        &self,
+        id: NodeId,
+        service: &str,
+        payload: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, RaftNodeError> {
+        let answer = if id == self.inner.id {
+            self.handle_app(service.to_string(), payload).await
+        } else {
+            let metrics = self.inner.raft.metrics().borrow().clone();
+            let Some(info) = metrics.membership_config.membership().get_node(&id).cloned() else {
+                return Err(RaftNodeError::Unavailable(format!("node {id} is not a member of the cluster")));
+            };
+            let request = ClusterRequest::App { service: service.to_string(), payload };
+            self.inner
+                .clients
+                .call::<Result<serde_json::Value, String>>(&info.cluster_addr, &request, timeout)
+                .await
+                .map_err(|e| RaftNodeError::Unavailable(e.to_string()))?
+        };
+        answer.map_err(RaftNodeError::Unavailable)
+    }
+
+    async fn handle_app(
+        &self,
+        service: String,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        match self.inner.app.get() {
+            Some(handler) => handler.handle(service, payload).await,
+            None => Err(format!("this node does not serve '{service}' yet")),
+        }
     }
 
     /// This node's id.
@@ -562,7 +615,7 @@ impl MetaNode {
             leader: m.current_leader,
             term: m.current_term,
             last_log_index: last,
-            commit_index: m.last_applied.map(|l| l.index),
+            applied_index: m.last_applied.map(|l| l.index),
             members,
         }
     }
@@ -602,6 +655,9 @@ impl ClusterHandler for MetaNode {
                     json(serde_json::to_vec(&raft.install_snapshot(rpc).await))
                 }
                 ClusterRequest::LocalState => json(serde_json::to_vec(&self.local_state())),
+                ClusterRequest::App { service, payload } => {
+                    json(serde_json::to_vec(&self.handle_app(service, payload).await))
+                }
                 leader_only => self.execute_as_leader(leader_only).await,
             }
         })
