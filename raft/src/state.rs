@@ -115,6 +115,17 @@ impl MetaState {
                 set_shard_state(self.tenant_mut(tenant)?, *id, *state)
             }
             Command::RenameShard { tenant, id, name } => rename_shard(self.tenant_mut(tenant)?, *id, name),
+            Command::AssignShard { tenant, id, node } => assign_shard(self.tenant_mut(tenant)?, *id, *node),
+            Command::CommitManifest { tenant, id, epoch, sequence, manifest, message_count, byte_count } => {
+                let commit = ManifestCommit {
+                    epoch: *epoch,
+                    sequence: *sequence,
+                    manifest,
+                    message_count: *message_count,
+                    byte_count: *byte_count,
+                };
+                commit_manifest(self.tenant_mut(tenant)?, *id, commit)
+            }
             Command::RegisterNode { id, info } => {
                 self.nodes.insert(*id, info.clone());
                 Ok(CommandOutput::Done)
@@ -652,6 +663,7 @@ fn create_shard(
             owner_node: None,
             epoch: 0,
             manifest: None,
+            manifest_sequence: 0,
             message_count: 0,
             byte_count: 0,
         },
@@ -693,11 +705,92 @@ fn rename_shard(t: &mut Tenant, id: ShardId, name: &str) -> Result<CommandOutput
     Ok(CommandOutput::Done)
 }
 
+/// `AssignShard`: a new serving node and a higher epoch.
+fn assign_shard(t: &mut Tenant, id: ShardId, node: NodeId) -> Result<CommandOutput, MetaError> {
+    let shard = t.shards.get_mut(&id).ok_or_else(|| MetaError::not_found("store", id.to_string()))?;
+    shard.owner_node = Some(node);
+    shard.epoch += 1;
+    Ok(CommandOutput::Epoch(shard.epoch))
+}
+
+/// The arguments of one `CommitManifest`.
+struct ManifestCommit<'a> {
+    epoch: u64,
+    sequence: u64,
+    manifest: &'a str,
+    message_count: u64,
+    byte_count: u64,
+}
+
+/// `CommitManifest`: fenced by epoch, ordered by sequence.
+fn commit_manifest(t: &mut Tenant, id: ShardId, c: ManifestCommit<'_>) -> Result<CommandOutput, MetaError> {
+    let shard = t.shards.get_mut(&id).ok_or_else(|| MetaError::not_found("store", id.to_string()))?;
+    if c.epoch != shard.epoch {
+        return Err(MetaError::Refused(format!(
+            "store {id}: writer epoch {} is stale (current epoch {}); another node serves this store now",
+            c.epoch, shard.epoch
+        )));
+    }
+    if c.sequence != shard.manifest_sequence + 1 {
+        return Err(MetaError::Refused(format!(
+            "store {id}: manifest sequence {} does not follow the committed {}",
+            c.sequence, shard.manifest_sequence
+        )));
+    }
+    if matches!(shard.state, ShardState::Disabled) {
+        return Err(MetaError::Refused(format!("store {id} is disabled")));
+    }
+    shard.manifest = Some(c.manifest.to_string());
+    shard.manifest_sequence = c.sequence;
+    shard.message_count = c.message_count;
+    shard.byte_count = c.byte_count;
+    Ok(CommandOutput::Done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const T: &str = "default";
+
+    #[test]
+    fn stale_epoch_cannot_publish_a_manifest() {
+        let mut s = MetaState::default();
+        s.apply("t", &Command::CreateTenant { name: T.into() }).expect("tenant");
+        let id = match s.apply(
+            "s",
+            &Command::CreateShard { tenant: T.into(), name: "2026-11".into(), state: ShardState::Current },
+        ) {
+            Ok(CommandOutput::Created(id)) => id,
+            other => panic!("{other:?}"),
+        };
+        let assign = |s: &mut MetaState, rid: &str, node| {
+            s.apply(rid, &Command::AssignShard { tenant: T.into(), id, node })
+        };
+        assert_eq!(assign(&mut s, "a1", 7), Ok(CommandOutput::Epoch(1)));
+        let commit = |epoch, sequence| Command::CommitManifest {
+            tenant: T.into(),
+            id,
+            epoch,
+            sequence,
+            manifest: format!("m-{epoch}-{sequence}"),
+            message_count: sequence,
+            byte_count: 0,
+        };
+        assert_eq!(s.apply("c1", &commit(1, 1)), Ok(CommandOutput::Done));
+        assert_eq!(assign(&mut s, "a2", 8), Ok(CommandOutput::Epoch(2)));
+        assert!(
+            matches!(s.apply("c2", &commit(1, 2)), Err(MetaError::Refused(_))),
+            "the old writer is fenced"
+        );
+        assert!(matches!(s.apply("c3", &commit(2, 3)), Err(MetaError::Refused(_))), "sequence must follow");
+        assert_eq!(s.apply("c4", &commit(2, 2)), Ok(CommandOutput::Done));
+        let shard = &s.tenant(T).expect("tenant").shards[&id];
+        assert_eq!(
+            (shard.owner_node, shard.manifest.as_deref(), shard.manifest_sequence),
+            (Some(8), Some("m-2-2"), 2)
+        );
+    }
 
     fn state() -> MetaState {
         let mut s = MetaState::default();

@@ -55,6 +55,19 @@ pub enum Command {
     SetShardState { tenant: String, id: ShardId, state: ShardState },
     /// Renames a shard.
     RenameShard { tenant: String, id: ShardId, name: String },
+    /// Makes `node` the serving node of a shard and raises its epoch, fencing every earlier writer.
+    AssignShard { tenant: String, id: ShardId, node: NodeId },
+    /// Publishes a shard's new manifest; refused unless `epoch` is the shard's current epoch
+    /// (invariant 2) and `sequence` follows the last committed one.
+    CommitManifest {
+        tenant: String,
+        id: ShardId,
+        epoch: u64,
+        sequence: u64,
+        manifest: String,
+        message_count: u64,
+        byte_count: u64,
+    },
     /// Records (or updates) a cluster node's addresses and version.
     RegisterNode { id: NodeId, info: NodeInfo },
     /// Forgets a node removed from the cluster.
@@ -81,4 +94,6 @@ pub enum CommandOutput {
     Done,
     /// The id of a newly created record (user, shard, tenant).
     Created(u64),
+    /// The new epoch of a shard after [`Command::AssignShard`].
+    Epoch(u64),
 }

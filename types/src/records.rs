@@ -69,6 +69,9 @@ pub struct Shard {
     pub epoch: u64,
     /// Object key of the latest committed manifest.
     pub manifest: Option<String>,
+    /// Sequence number of the latest committed manifest (0 before the first).
+    #[serde(default)]
+    pub manifest_sequence: u64,
     pub message_count: u64,
     pub byte_count: u64,
 }
