@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod names;
 pub mod password;
+pub mod query;
 pub mod records;
 pub mod values;
 
