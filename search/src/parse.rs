@@ -26,8 +26,11 @@ use arca_types::query::{Field, Pattern, Query, QuerySyntaxError, Term};
 use crate::words::{is_separator, is_word_char};
 
 /// Parses quick-search text into the query AST; blank text is the empty query (every message).
+///
+/// The text is NFC-normalized first (a decomposed `u` + U+0308 is `ü`, as in indexed text); error positions
+/// count characters of the normalized text.
 pub fn parse_query(text: &str) -> Result<Query, QuerySyntaxError> {
-    let chars: Vec<char> = text.chars().collect();
+    let chars: Vec<char> = crate::tokenizer::nfc(text).chars().collect();
     let parser = Parser { chars: &chars };
     let mut terms = Vec::new();
     let mut i = 0;

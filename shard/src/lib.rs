@@ -66,7 +66,11 @@
 
 mod crypto;
 pub mod keys;
+pub mod manifest;
+pub mod objects;
 pub mod pack;
+pub mod shard;
+pub mod staging;
 
 pub use keys::{DataKey, KeyError, KeyId, KeyKind, MasterKey, RecoveryKey, TenantKey, WrappedKey};
 pub use pack::{

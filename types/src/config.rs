@@ -24,7 +24,25 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub tls: TlsConfig,
     pub api: ApiConfig,
+    pub storage: StorageConfig,
     pub log: LogConfig,
+}
+
+/// `[storage]`: where packs, indexes and manifests live.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Empty = the directory `<data.dir>/objects`; `file:///path` = another local directory;
+    /// `s3://bucket/prefix` = an S3 bucket.
+    pub url: String,
+    /// S3 endpoint for S3-compatible servers, e.g. `http://127.0.0.1:9000`; empty = AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// File holding the S3 secret access key (kept out of the configuration file).
+    pub secret_access_key_file: String,
+    /// Allow plain HTTP to the endpoint (only for servers on a trusted network, e.g. loopback).
+    pub allow_http: bool,
 }
 
 /// `[data]`: where the node keeps its identity, Raft log, snapshots and caches.
@@ -186,6 +204,16 @@ key_file = ""
 [api]
 # A function still running after this many milliseconds answers "running" with a token.
 invoke_wait_ms = 1000
+
+[storage]
+# Where packs, indexes and manifests live: empty = <data.dir>/objects; file:///path; s3://bucket/prefix.
+url = ""
+# For S3-compatible servers: endpoint (e.g. http://127.0.0.1:9000), region, credentials.
+endpoint = ""
+region = ""
+access_key_id = ""
+secret_access_key_file = ""
+allow_http = false
 
 [log]
 level = "info"

@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod config;
+pub mod document;
 pub mod error;
 pub mod ids;
 pub mod names;

@@ -1,0 +1,27 @@
+//! Getting mail into Arca: parsing a message once into its index document, the limits that refuse a
+//! message, and streaming readers for the file formats EML, MBOX and Maildir (ING-12, ING-17).
+//!
+//! - [`parse_message`] turns raw bytes into an [`arca_types::document::MessageDoc`]; its only error is
+//!   a [`Refused`] naming the [`Limits`] entry a message exceeds. A message that cannot be parsed still
+//!   yields a document with warnings (DESIGN invariant 7: it is archived as raw bytes).
+//! - [`EmlReader`], [`MboxReader`] / [`MboxTree`] and [`MaildirReader`] stream [`SourceItem`]s: the
+//!   exact bytes of each message with its source and folder, or a refusal for a message over the size
+//!   limit that was not read whole. I/O problems are [`ReadError`]s naming the file.
+
+pub mod charset;
+pub mod date;
+pub mod eml;
+pub mod html;
+pub mod limits;
+pub mod maildir;
+pub mod mbox;
+pub mod parse;
+pub mod scan;
+pub mod source;
+
+pub use eml::{EmlOptions, EmlReader};
+pub use limits::{LimitKind, Limits, Refused};
+pub use maildir::{MaildirOptions, MaildirReader};
+pub use mbox::{MboxOptions, MboxReader, MboxTree, MboxVariant};
+pub use parse::parse_message;
+pub use source::{ReadError, SourceItem, SourceMessage};

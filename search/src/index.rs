@@ -1,0 +1,295 @@
+//! [`ShardIndex`]: the tantivy index of one shard, in a local directory or in memory.
+//!
+//! The index is derived data (invariant 7): the shard layer feeds it from packs and manifest, can delete
+//! everything (or one archive) and add again, and uploads the immutable segment files that
+//! [`ShardIndex::segment_files`] lists. Writes are buffered by one writer thread with a fixed memory budget
+//! ([`WRITER_MEMORY_BYTES`]); nothing is searchable or durable before [`ShardIndex::commit`].
+
+use std::path::{Path, PathBuf};
+
+use arca_types::ArchiveId;
+use arca_types::document::MessageDoc;
+use tantivy::index::SegmentComponent;
+use tantivy::schema::Schema;
+use tantivy::{Directory, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::error::{SearchError, tantivy_err};
+use crate::schema::{
+    Fields, PartyFields, display_address, display_recipients, folder_ancestors, folder_term, party_sort_key,
+    priority_code, raw_address, subject_sort_key,
+};
+use crate::tokenizer::{ArcaTokenizer, TOKENIZER_NAME, nfc};
+
+/// Memory budget of the index writer (one thread); tantivy flushes a segment when it is reached.
+pub const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Where a message is filed and when it was archived: what the index needs beside its [`MessageDoc`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The message number within the shard.
+    pub number: u64,
+    pub archive: ArchiveId,
+    /// `/`-separated folder path below the archive's top-level folder; empty = the top-level folder.
+    pub folder: String,
+    /// Archive time, Unix seconds.
+    pub archived_at: i64,
+    /// True when the message was archived as sent (from a sent-items folder), SRCH-05.
+    pub sent: bool,
+}
+
+/// The search index of one shard.
+pub struct ShardIndex {
+    index: Index,
+    fields: Fields,
+    reader: IndexReader,
+    writer: Option<IndexWriter>,
+}
+
+impl std::fmt::Debug for ShardIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardIndex").field("docs", &self.num_docs()).finish()
+    }
+}
+
+impl ShardIndex {
+    /// A new, empty index held in memory (tests, scratch rebuilds).
+    pub fn in_ram() -> Result<ShardIndex, SearchError> {
+        let (schema, _) = Fields::build();
+        ShardIndex::from_index(Index::create_in_ram(schema), "create index in memory")
+    }
+
+    /// A new, empty index in `dir`, which must exist and hold no index.
+    pub fn create_in_dir(dir: &Path) -> Result<ShardIndex, SearchError> {
+        let (schema, _) = Fields::build();
+        let index = Index::create_in_dir(dir, schema)
+            .map_err(tantivy_err(format!("create index in {}", dir.display())))?;
+        ShardIndex::from_index(index, "open new index")
+    }
+
+    /// The index in `dir`, created when the directory holds none.
+    pub fn open_or_create_in_dir(dir: &Path) -> Result<ShardIndex, SearchError> {
+        let (schema, _) = Fields::build();
+        let context = format!("open index in {}", dir.display());
+        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| SearchError::Index {
+            context: context.clone(),
+            source: tantivy::TantivyError::from(e),
+        })?;
+        let index = Index::open_or_create(directory, schema).map_err(tantivy_err(context.clone()))?;
+        ShardIndex::from_index(index, &context)
+    }
+
+    fn from_index(index: Index, context: &str) -> Result<ShardIndex, SearchError> {
+        check_schema(index.schema(), context)?;
+        let fields = Fields::from_schema(&index.schema()).map_err(|missing| SearchError::Schema {
+            context: context.to_string(),
+            reason: format!("field '{missing}' is missing"),
+        })?;
+        index.tokenizers().register(TOKENIZER_NAME, ArcaTokenizer);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err(format!("{context}: open reader")))?;
+        Ok(ShardIndex { index, fields, reader, writer: None })
+    }
+
+    /// The field handles of the schema.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The reader of the last commit.
+    pub fn reader(&self) -> &IndexReader {
+        &self.reader
+    }
+
+    /// Number of searchable (committed, not deleted) documents.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn writer(&mut self) -> Result<&mut IndexWriter, SearchError> {
+        if self.writer.is_none() {
+            let writer = self
+                .index
+                .writer_with_num_threads(1, WRITER_MEMORY_BYTES)
+                .map_err(tantivy_err("open index writer"))?;
+            self.writer = Some(writer);
+        }
+        self.writer.as_mut().ok_or_else(|| SearchError::Schema {
+            context: "open index writer".into(),
+            reason: "writer unavailable".into(),
+        })
+    }
+
+    /// Adds one message (searchable after the next [`ShardIndex::commit`]).
+    pub fn add(&mut self, entry: &IndexEntry, doc: &MessageDoc) -> Result<(), SearchError> {
+        let document = self.document(entry, doc);
+        let number = entry.number;
+        self.writer()?.add_document(document).map_err(tantivy_err(format!("add message {number}")))?;
+        Ok(())
+    }
+
+    fn document(&self, entry: &IndexEntry, doc: &MessageDoc) -> TantivyDocument {
+        let f = &self.fields;
+        let mut d = TantivyDocument::default();
+        d.add_u64(f.number, entry.number);
+        d.add_u64(f.archive, entry.archive);
+        d.add_text(f.folder, folder_term(&entry.folder));
+        for path in folder_ancestors(&entry.folder) {
+            d.add_text(f.folder_tree, path);
+        }
+        let subject = nfc(doc.subject.as_deref().unwrap_or("")).into_owned();
+        let subject_key = subject_sort_key(&subject);
+        if !subject_key.is_empty() {
+            d.add_text(f.sort_subject, subject_key);
+        }
+        d.add_text(f.subject, &subject);
+        let parties: [(&PartyFields, &Vec<arca_types::document::Address>); 4] =
+            [(&f.from, &doc.from), (&f.to, &doc.to), (&f.cc, &doc.cc), (&f.bcc, &doc.bcc)];
+        for (pf, list) in parties {
+            for a in list {
+                if let Some(name) = a.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                    d.add_text(pf.name, nfc(name));
+                }
+                if let Some(address) = a.address.as_deref().filter(|n| !n.trim().is_empty()) {
+                    d.add_text(pf.addr, nfc(address));
+                }
+                if let Some(raw) = raw_address(a) {
+                    d.add_text(pf.raw, raw);
+                }
+            }
+        }
+        d.add_text(f.body, nfc(&doc.body_text));
+        for name in &doc.attachment_names {
+            d.add_text(f.attachment_names, nfc(name));
+        }
+        d.add_text(f.attachment_text, nfc(&doc.attachment_text));
+        d.add_i64(f.date, doc.date.unwrap_or(entry.archived_at));
+        d.add_i64(f.archived, entry.archived_at);
+        d.add_u64(f.size, doc.size);
+        d.add_u64(f.has_attachments, u64::from(doc.has_attachments));
+        d.add_u64(f.priority, priority_code(doc.priority));
+        d.add_u64(f.sent, u64::from(entry.sent));
+        let party = party_sort_key(doc, entry.sent);
+        if !party.is_empty() {
+            d.add_text(f.sort_party, party);
+        }
+        d.add_text(f.display_from, doc.from.first().map(display_address).unwrap_or_default());
+        d.add_text(f.display_recipients, display_recipients(doc));
+        d
+    }
+
+    /// Deletes every document (effective at the next commit): the start of a full rebuild.
+    pub fn delete_all(&mut self) -> Result<(), SearchError> {
+        self.writer()?.delete_all_documents().map_err(tantivy_err("delete all documents"))?;
+        Ok(())
+    }
+
+    /// Deletes every document of one archive (effective at the next commit): rebuilding one
+    /// (shard, archive) entry of SRCH-07.
+    pub fn delete_archive(&mut self, archive: ArchiveId) -> Result<(), SearchError> {
+        let term = Term::from_field_u64(self.fields.archive, archive);
+        self.writer()?.delete_term(term);
+        Ok(())
+    }
+
+    /// Deletes every document of one message number, in all archives (effective at the next commit).
+    pub fn delete_message(&mut self, number: u64) -> Result<(), SearchError> {
+        let term = Term::from_field_u64(self.fields.number, number);
+        self.writer()?.delete_term(term);
+        Ok(())
+    }
+
+    /// Makes every change since the last commit durable and searchable.
+    pub fn commit(&mut self) -> Result<(), SearchError> {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.commit().map_err(tantivy_err("commit index"))?;
+        }
+        self.reader.reload().map_err(tantivy_err("reload index reader"))?;
+        Ok(())
+    }
+
+    /// The files of the committed index, relative to its directory: `meta.json` and the files of every
+    /// searchable segment. Segment files never change once written, so the shard layer can upload each
+    /// once. (Deletes of a segment live in a new, differently named `.del` file of the same segment.)
+    pub fn segment_files(&self) -> Result<Vec<PathBuf>, SearchError> {
+        let metas = self.index.searchable_segment_metas().map_err(tantivy_err("list segments"))?;
+        let mut files: Vec<PathBuf> = vec![PathBuf::from("meta.json")];
+        let components = [
+            SegmentComponent::Postings,
+            SegmentComponent::Positions,
+            SegmentComponent::Terms,
+            SegmentComponent::Store,
+            SegmentComponent::FastFields,
+            SegmentComponent::FieldNorms,
+            SegmentComponent::Delete,
+        ];
+        for meta in metas {
+            for component in components.clone() {
+                if component == SegmentComponent::Delete && !meta.has_deletes() {
+                    continue;
+                }
+                let path = meta.relative_path(component);
+                let exists = self.index.directory().exists(&path).map_err(|e| SearchError::Index {
+                    context: format!("look for index file {}", path.display()),
+                    source: tantivy::TantivyError::from(e),
+                })?;
+                if exists {
+                    files.push(path);
+                }
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// Checks that an opened index has the schema of this version.
+fn check_schema(schema: Schema, context: &str) -> Result<(), SearchError> {
+    let (expected, _) = Fields::build();
+    if schema != expected {
+        return Err(SearchError::Schema {
+            context: context.to_string(),
+            reason: "the index was written with another schema; rebuild it".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Fields {
+    /// The field handles of a schema built by [`Fields::build`]; `Err` names a missing field.
+    pub fn from_schema(schema: &Schema) -> Result<Fields, String> {
+        let get = |name: &str| schema.get_field(name).map_err(|_| name.to_string());
+        let party = |p: &str| -> Result<PartyFields, String> {
+            Ok(PartyFields {
+                name: get(&format!("{p}_name"))?,
+                addr: get(&format!("{p}_addr"))?,
+                raw: get(&format!("{p}_raw"))?,
+            })
+        };
+        Ok(Fields {
+            number: get("number")?,
+            archive: get("archive")?,
+            folder: get("folder")?,
+            folder_tree: get("folder_tree")?,
+            subject: get("subject")?,
+            from: party("from")?,
+            to: party("to")?,
+            cc: party("cc")?,
+            bcc: party("bcc")?,
+            body: get("body")?,
+            attachment_names: get("attachment_names")?,
+            attachment_text: get("attachment_text")?,
+            date: get("date")?,
+            archived: get("archived")?,
+            size: get("size")?,
+            has_attachments: get("has_attachments")?,
+            priority: get("priority")?,
+            sent: get("sent")?,
+            sort_party: get("sort_party")?,
+            sort_subject: get("sort_subject")?,
+            display_from: get("display_from")?,
+            display_recipients: get("display_recipients")?,
+        })
+    }
+}

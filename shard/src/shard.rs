@@ -1,0 +1,555 @@
+//! A shard being served by this node: the group-commit writer (staging, pack, index files, manifest
+//! delta, commit through the catalogue, then acknowledgement) and the reader (manifest, cached pack
+//! footers, one ranged GET per message).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::manifest::{ContentRef, Entry, Manifest, ManifestDelta, PackInfo};
+use crate::objects::{ObjectError, Objects, ShardKeys};
+use crate::pack::{PackConfig, PackError, PackFooter, PackId, PackWriter, read_message};
+use crate::staging::{Incoming, Staging, StagingError};
+use crate::{DataKey, crypto};
+use arca_types::ShardId;
+use arca_types::document::MessageDoc;
+
+/// Flush when this many raw bytes wait (packs of at least 8 MiB when traffic allows).
+pub const DEFAULT_FLUSH_BYTES: usize = 16 * 1024 * 1024;
+/// Flush at the latest this long after the first waiting message.
+pub const DEFAULT_FLUSH_DELAY: Duration = Duration::from_millis(300);
+
+/// Why a shard operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    #[error("store {shard}: pack {pack}: {source}")]
+    Pack { shard: ShardId, pack: String, source: PackError },
+    #[error("store {shard}: manifest {key} cannot be read: {reason}")]
+    Manifest { shard: ShardId, key: String, reason: String },
+    #[error("store {shard}: the metadata cluster refused the flush: {reason}")]
+    Commit { shard: ShardId, reason: String },
+    #[error("store {shard}: index: {reason}")]
+    Index { shard: ShardId, reason: String },
+    #[error("message {shard}:{number} does not exist")]
+    NoSuchMessage { shard: ShardId, number: u64 },
+    #[error("store {0} is shutting down")]
+    Closed(ShardId),
+}
+
+/// What archiving one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored (or, for content the shard already had, referenced) under this number.
+    Archived(u64),
+    /// The archive already lists this message (same content, same direction): nothing changed.
+    AlreadyPresent(u64),
+}
+
+/// What a shard needs from the metadata cluster: publishing a manifest under its epoch.
+pub trait Catalog: Send + Sync + 'static {
+    /// Commits `key` as the shard's newest manifest; refused when `epoch` is stale.
+    fn commit_manifest(
+        &self,
+        shard: ShardId,
+        epoch: u64,
+        sequence: u64,
+        key: String,
+        counters: (u64, u64),
+    ) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// The shard's full-text index as the writer drives it (implemented with `arca-search` by the caller).
+pub trait IndexSink: Send + 'static {
+    /// Adds one message's document.
+    fn add(&mut self, entry: &Entry, doc: &MessageDoc) -> Result<(), String>;
+    /// Makes added documents durable and searchable; returns every index file now needed, as
+    /// (name, local path, size).
+    fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String>;
+}
+
+/// Everything needed to serve a shard.
+pub struct ShardParams {
+    pub tenant: String,
+    pub id: ShardId,
+    pub epoch: u64,
+    pub key: DataKey,
+    pub objects: Objects,
+    pub catalog: Arc<dyn Catalog>,
+    pub index: Box<dyn IndexSink>,
+    /// Key of the newest committed manifest, from the catalogue.
+    pub manifest_head: Option<String>,
+    /// Local directory for the staging log.
+    pub local_dir: PathBuf,
+    pub flush_bytes: usize,
+    pub flush_delay: Duration,
+    pub pack: PackConfig,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Outcome>, String>>;
+
+struct Submission {
+    messages: Vec<Incoming>,
+    reply: Reply,
+}
+
+struct Shared {
+    tenant: String,
+    id: ShardId,
+    epoch: u64,
+    key: DataKey,
+    objects: Objects,
+    keys: ShardKeys,
+    manifest: RwLock<Manifest>,
+    footers: Mutex<HashMap<String, Arc<PackFooter>>>,
+}
+
+/// A served shard. Cheap to clone.
+#[derive(Clone)]
+pub struct Shard {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Submission>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shard({}/{})", self.shared.tenant, self.shared.id)
+    }
+}
+
+const MANIFEST_AAD: &[u8] = b"arca/manifest/v1\0";
+
+fn seal_manifest(key: &DataKey, object_key: &str, delta: &ManifestDelta) -> Result<Vec<u8>, String> {
+    let json = serde_json::to_vec(delta).map_err(|e| e.to_string())?;
+    let compressed = zstd::bulk::compress(&json, 3).map_err(|e| e.to_string())?;
+    let mut aad = MANIFEST_AAD.to_vec();
+    aad.extend_from_slice(object_key.as_bytes());
+    let mut out = Vec::new();
+    crypto::seal_into(key.secret(), &aad, compressed, &mut out).map_err(|_| "sealing failed".to_string())?;
+    Ok(out)
+}
+
+fn open_manifest(key: &DataKey, object_key: &str, sealed: &[u8]) -> Result<ManifestDelta, String> {
+    let mut aad = MANIFEST_AAD.to_vec();
+    aad.extend_from_slice(object_key.as_bytes());
+    let compressed =
+        crypto::open(key.secret(), &aad, sealed).map_err(|_| "damaged, or sealed under another key".to_string())?;
+    let json = zstd::bulk::decompress(&compressed, 512 * 1024 * 1024).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
+}
+
+impl Shard {
+    /// Opens a shard for serving: reads its manifest chain, re-submits what the staging log still holds,
+    /// and starts the flusher.
+    pub async fn open(params: ShardParams) -> Result<Shard, ShardError> {
+        let keys = ShardKeys::new(&params.tenant, params.id);
+        let mut chain = Vec::new();
+        let mut next = params.manifest_head.clone();
+        while let Some(key) = next {
+            let sealed = params.objects.get(&key).await?;
+            let delta = open_manifest(&params.key, &key, &sealed)
+                .map_err(|reason| ShardError::Manifest { shard: params.id, key: key.clone(), reason })?;
+            next = delta.previous.clone();
+            chain.push((key, delta));
+        }
+        let manifest = Manifest::from_chain(chain);
+        let (staging, pending) = Staging::open(&params.local_dir.join("staging.log"))?;
+        let shared = Arc::new(Shared {
+            tenant: params.tenant.clone(),
+            id: params.id,
+            epoch: params.epoch,
+            key: params.key.clone(),
+            objects: params.objects.clone(),
+            keys,
+            manifest: RwLock::new(manifest),
+            footers: Mutex::new(HashMap::new()),
+        });
+        let (queue, rx) = mpsc::channel(64);
+        let flusher = Flusher {
+            shared: shared.clone(),
+            catalog: params.catalog,
+            index: params.index,
+            staging,
+            flush_bytes: params.flush_bytes.max(1),
+            flush_delay: params.flush_delay,
+            pack: params.pack,
+        };
+        tokio::spawn(flusher.run(rx));
+        let shard = Shard { shared, queue };
+        if !pending.is_empty() {
+            tracing::info!(shard = params.id, messages = pending.len(), "flushing messages left in the staging log");
+            shard.archive(pending).await?;
+        }
+        Ok(shard)
+    }
+
+    /// This shard's id.
+    pub fn id(&self) -> ShardId {
+        self.shared.id
+    }
+
+    /// Archives `messages`; answers once they are durable (invariant 1) or with the reason they are not.
+    pub async fn archive(&self, messages: Vec<Incoming>) -> Result<Vec<Outcome>, ShardError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue.send(Submission { messages, reply }).await.map_err(|_| ShardError::Closed(self.shared.id))?;
+        let answer = rx.await.map_err(|_| ShardError::Closed(self.shared.id))?;
+        answer.map_err(|reason| ShardError::Commit { shard: self.shared.id, reason })
+    }
+
+    /// A copy of the message listing entry `number`.
+    pub fn entry(&self, number: u64) -> Option<Entry> {
+        self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).entry(number).cloned()
+    }
+
+    /// Runs `f` on the current manifest.
+    pub fn with_manifest<R>(&self, f: impl FnOnce(&Manifest) -> R) -> R {
+        f(&self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn footer(&self, pack_key: &str) -> Result<Arc<PackFooter>, ShardError> {
+        if let Some(f) = self.shared.footers.lock().unwrap_or_else(|p| p.into_inner()).get(pack_key) {
+            return Ok(f.clone());
+        }
+        let pack_err = |source| ShardError::Pack { shard: self.shared.id, pack: pack_key.to_string(), source };
+        let id: PackId = pack_key
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ShardError::Manifest {
+                shard: self.shared.id,
+                key: pack_key.to_string(),
+                reason: "the object key names no pack id".into(),
+            })?;
+        let size = self.shared.objects.size(pack_key).await?;
+        let mut want = (crate::pack::TAIL_GUESS as u64).min(size);
+        loop {
+            let tail = self.shared.objects.get_range(pack_key, size - want..size).await?;
+            match PackFooter::parse(id, &self.shared.key, &tail) {
+                Ok(footer) => {
+                    if footer.pack_len() != size {
+                        return Err(pack_err(PackError::Trailer {
+                            pack: id,
+                            reason: format!("object is {size} bytes but its trailer says {}", footer.pack_len()),
+                        }));
+                    }
+                    let footer = Arc::new(footer);
+                    self.shared
+                        .footers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(pack_key.to_string(), footer.clone());
+                    return Ok(footer);
+                }
+                Err(PackError::TailTooShort { needed, .. }) if (needed as u64) > want && (needed as u64) <= size => {
+                    want = needed as u64;
+                }
+                Err(e) => return Err(pack_err(e)),
+            }
+        }
+    }
+
+    /// The exact original bytes of message `number`, checked against its SHA-256 (invariant 4).
+    pub async fn fetch(&self, number: u64) -> Result<Vec<u8>, ShardError> {
+        let entry = self.entry(number).ok_or(ShardError::NoSuchMessage { shard: self.shared.id, number })?;
+        let ContentRef { pack, record } = entry.content;
+        let footer = self.footer(&pack).await?;
+        let pack_err = |source| ShardError::Pack { shard: self.shared.id, pack: pack.clone(), source };
+        let location = footer.locate(record).map_err(pack_err)?;
+        let bytes = self.shared.objects.get_range(&pack, location.range.clone()).await?;
+        read_message(&self.shared.key, &footer, &bytes, record).map_err(pack_err)
+    }
+}
+
+struct Flusher {
+    shared: Arc<Shared>,
+    catalog: Arc<dyn Catalog>,
+    index: Box<dyn IndexSink>,
+    staging: Staging,
+    flush_bytes: usize,
+    flush_delay: Duration,
+    pack: PackConfig,
+}
+
+impl Flusher {
+    async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
+        while let Some(first) = rx.recv().await {
+            let deadline = Instant::now() + self.flush_delay;
+            let mut bytes: usize = first.messages.iter().map(|m| m.raw.len()).sum();
+            let mut batch = vec![first];
+            while bytes < self.flush_bytes {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, rx.recv()).await {
+                    Ok(Some(s)) => {
+                        bytes += s.messages.iter().map(|m| m.raw.len()).sum::<usize>();
+                        batch.push(s);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let result = self.flush(&batch).await;
+            let mut offset = 0;
+            for s in batch {
+                let n = s.messages.len();
+                let answer = match &result {
+                    Ok(outcomes) => Ok(outcomes[offset..offset + n].to_vec()),
+                    Err(e) => Err(e.to_string()),
+                };
+                offset += n;
+                let _ = s.reply.send(answer);
+            }
+        }
+    }
+
+    async fn flush(&mut self, batch: &[Submission]) -> Result<Vec<Outcome>, ShardError> {
+        let shard = self.shared.id;
+        let messages: Vec<&Incoming> = batch.iter().flat_map(|s| s.messages.iter()).collect();
+        let owned: Vec<Incoming> = messages.iter().map(|m| (*m).clone()).collect();
+        self.staging.append(&owned)?;
+
+        let (mut next, sequence, head) = {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            (m.next_number(), m.sequence + 1, m.head.clone())
+        };
+        let pack_id = PackId::random();
+        let pack_key = self.shared.keys.pack(&pack_id.to_string());
+        let mut writer = PackWriter::new(&self.shared.key, pack_id, self.pack.clone())
+            .map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
+        let archived_at = now_unix();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut docs: Vec<&MessageDoc> = Vec::new();
+        let mut new_identity: HashMap<(u64, [u8; 32], crate::manifest::Direction), u64> = HashMap::new();
+        let mut new_content: HashMap<[u8; 32], ContentRef> = HashMap::new();
+        {
+            let manifest = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            for m in &messages {
+                let sha: [u8; 32] = Sha256::digest(&m.raw).into();
+                let identity = (m.archive, sha, m.direction);
+                if let Some(n) = manifest.find_identity(m.archive, &sha, m.direction).or(new_identity.get(&identity).copied())
+                {
+                    outcomes.push(Outcome::AlreadyPresent(n));
+                    continue;
+                }
+                let number = next;
+                next += 1;
+                let content = match manifest.find_content(&sha).or(new_content.get(&sha)) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let meta = serde_json::to_vec(&(m.archive, &m.folder, m.direction, archived_at))
+                            .map_err(|e| ShardError::Index { shard, reason: e.to_string() })?;
+                        writer
+                            .push_with_meta(number, &m.raw, &meta)
+                            .map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
+                        let c = ContentRef { pack: pack_key.clone(), record: number };
+                        new_content.insert(sha, c.clone());
+                        c
+                    }
+                };
+                new_identity.insert(identity, number);
+                entries.push(Entry {
+                    number,
+                    archive: m.archive,
+                    folder: m.folder.clone(),
+                    direction: m.direction,
+                    sha256: sha,
+                    size: m.raw.len() as u64,
+                    archived_at,
+                    content,
+                });
+                docs.push(&m.doc);
+                outcomes.push(Outcome::Archived(number));
+            }
+        }
+        if entries.is_empty() {
+            self.staging.clear()?;
+            return Ok(outcomes);
+        }
+        let mut packs = Vec::new();
+        if writer.message_count() > 0 {
+            let records = writer.message_count() as u64;
+            let sealed = writer.finish().map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
+            let bytes = sealed.bytes.len() as u64;
+            self.shared.objects.put(&pack_key, sealed.bytes).await?;
+            packs.push(PackInfo { key: pack_key, bytes, records });
+        }
+        for (entry, doc) in entries.iter().zip(&docs) {
+            self.index.add(entry, doc).map_err(|reason| ShardError::Index { shard, reason })?;
+        }
+        let files = self.index.commit().map_err(|reason| ShardError::Index { shard, reason })?;
+        let known: HashMap<String, u64> = {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            m.index_files.iter().cloned().collect()
+        };
+        let mut index_files = Vec::new();
+        for (name, path, size) in files {
+            if known.get(&name) != Some(&size) {
+                let bytes = std::fs::read(&path).map_err(|e| ShardError::Index {
+                    shard,
+                    reason: format!("cannot read index file {}: {e}", path.display()),
+                })?;
+                self.shared.objects.put(&self.shared.keys.index_file(&name), bytes).await?;
+            }
+            index_files.push((name, size));
+        }
+        let delta = ManifestDelta { epoch: self.shared.epoch, sequence, previous: head, packs, entries, index_files };
+        let key = self.shared.keys.manifest(self.shared.epoch, sequence);
+        let sealed = seal_manifest(&self.shared.key, &key, &delta)
+            .map_err(|reason| ShardError::Manifest { shard, key: key.clone(), reason })?;
+        self.shared.objects.put(&key, sealed).await?;
+        let counters = {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            let (count, bytes) = m.counters();
+            (count + delta.entries.len() as u64, bytes + delta.entries.iter().map(|e| e.size).sum::<u64>())
+        };
+        self.catalog
+            .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
+            .await
+            .map_err(|reason| ShardError::Commit { shard, reason })?;
+        self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
+        self.staging.clear()?;
+        Ok(outcomes)
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Direction;
+
+    /// A catalogue holding one shard's manifest pointer and epoch in memory, fencing like Raft does.
+    #[derive(Default)]
+    struct MemoryCatalog {
+        state: Mutex<(u64, u64, Option<String>)>,
+    }
+
+    impl Catalog for MemoryCatalog {
+        fn commit_manifest(
+            &self,
+            _shard: ShardId,
+            epoch: u64,
+            sequence: u64,
+            key: String,
+            _counters: (u64, u64),
+        ) -> BoxFuture<'_, Result<(), String>> {
+            Box::pin(async move {
+                let mut s = self.state.lock().expect("lock");
+                if epoch != s.0 || sequence != s.1 + 1 {
+                    return Err(format!("stale epoch {epoch} or sequence {sequence}"));
+                }
+                s.1 = sequence;
+                s.2 = Some(key);
+                Ok(())
+            })
+        }
+    }
+
+    /// Counts documents; commits write one file so that index upload is exercised.
+    struct CountingIndex {
+        dir: PathBuf,
+        docs: usize,
+    }
+
+    impl IndexSink for CountingIndex {
+        fn add(&mut self, _entry: &Entry, _doc: &MessageDoc) -> Result<(), String> {
+            self.docs += 1;
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String> {
+            let path = self.dir.join("count");
+            std::fs::write(&path, self.docs.to_string()).map_err(|e| e.to_string())?;
+            Ok(vec![("count".into(), path, self.docs.to_string().len() as u64)])
+        }
+    }
+
+    fn params(dir: &std::path::Path, catalog: Arc<MemoryCatalog>, key: DataKey, epoch: u64) -> ShardParams {
+        let head = catalog.state.lock().expect("lock").2.clone();
+        ShardParams {
+            tenant: "default".into(),
+            id: 7,
+            epoch,
+            key,
+            objects: Objects::local(&dir.join("objects")).expect("objects"),
+            catalog,
+            index: Box::new(CountingIndex { dir: dir.to_path_buf(), docs: 0 }),
+            manifest_head: head,
+            local_dir: dir.join("local"),
+            flush_bytes: DEFAULT_FLUSH_BYTES,
+            flush_delay: Duration::from_millis(20),
+            pack: PackConfig::default(),
+        }
+    }
+
+    fn incoming(raw: &[u8], archive: u64, folder: &str) -> Incoming {
+        Incoming {
+            raw: raw.to_vec(),
+            doc: MessageDoc::empty(raw.len() as u64),
+            archive,
+            folder: folder.into(),
+            direction: Direction::Received,
+        }
+    }
+
+    #[tokio::test]
+    async fn archived_messages_come_back_byte_exact_once_each_after_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let key = DataKey::generate();
+        let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("open");
+        let a = b"Subject: a\r\n\r\nbody a\r\n".to_vec();
+        let b = b"Subject: b\n\nno final newline".to_vec();
+        let out = shard
+            .archive(vec![incoming(&a, 1, "Inbox"), incoming(&b, 1, "Inbox"), incoming(&a, 1, "Sent")])
+            .await
+            .expect("archive");
+        assert_eq!(out, vec![Outcome::Archived(1), Outcome::Archived(2), Outcome::AlreadyPresent(1)]);
+        let again = shard.archive(vec![incoming(&a, 1, "Other"), incoming(&a, 2, "Inbox")]).await.expect("archive");
+        assert_eq!(again, vec![Outcome::AlreadyPresent(1), Outcome::Archived(3)], "same content, other archive");
+        assert_eq!(shard.entry(3).expect("entry").content, shard.entry(1).expect("entry").content, "stored once");
+        assert_eq!(shard.fetch(1).await.expect("fetch"), a);
+        assert_eq!(shard.fetch(2).await.expect("fetch"), b);
+
+        let reopened = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("reopen");
+        assert_eq!(reopened.fetch(3).await.expect("fetch"), a);
+        assert_eq!(reopened.with_manifest(|m| m.counters().0), 3);
+        let gets = reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed);
+        reopened.fetch(2).await.expect("fetch");
+        let per_fetch = reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed) - gets;
+        assert_eq!(per_fetch, 1, "a message of a pack whose footer is cached costs one ranged GET");
+    }
+
+    #[tokio::test]
+    async fn a_writer_with_a_stale_epoch_cannot_publish() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 2;
+        let shard = Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let err = shard.archive(vec![incoming(b"x", 1, "Inbox")]).await.expect_err("fenced");
+        assert!(err.to_string().contains("stale"), "{err}");
+        assert_eq!(catalog.state.lock().expect("lock").2, None, "nothing was published");
+    }
+
+    #[tokio::test]
+    async fn messages_left_in_the_staging_log_are_flushed_when_the_shard_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let (mut staging, _) = Staging::open(&dir.path().join("local/staging.log")).expect("staging");
+        staging.append(&[incoming(b"left behind", 1, "Inbox")]).expect("append");
+        drop(staging);
+        let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
+        assert_eq!(shard.fetch(1).await.expect("fetch"), b"left behind");
+    }
+}
