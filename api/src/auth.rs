@@ -207,6 +207,66 @@ impl Gate {
     }
 }
 
+/// An archive a caller may use, with the caller's privileges on it.
+#[derive(Debug, Clone)]
+pub struct ArchiveAccess {
+    pub id: arca_types::ArchiveId,
+    pub name: String,
+    pub privileges: std::collections::BTreeSet<arca_types::values::FolderPrivilege>,
+}
+
+impl Gate {
+    /// Authenticates a user who may log on (privilege `login`, or an administrator).
+    pub async fn user(&self, meta: &MetaNode, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Denied> {
+        let caller = self.authenticate(meta, headers, addr).await?;
+        let p = &caller.user.privileges;
+        if !p.contains(&arca_types::values::Privilege::Login) && !caller.user.is_admin() {
+            return Err(Denied::Forbidden(format!("user '{}' has no privilege 'login'", caller.user.name)));
+        }
+        Ok(caller)
+    }
+
+    /// The archives `caller` holds folder privileges on (ADM-04); read after [`Gate::authenticate`],
+    /// whose linearizable read this relies on.
+    pub fn archives(&self, meta: &MetaNode, caller: &Caller) -> Vec<ArchiveAccess> {
+        meta.with_state(|s| {
+            let Ok(t) = s.tenant(&caller.tenant) else { return Vec::new() };
+            t.grants
+                .get(&caller.user.id)
+                .into_iter()
+                .flatten()
+                .filter_map(|(id, privileges)| {
+                    t.archives.get(id).map(|a| ArchiveAccess { id: *id, name: a.name.clone(), privileges: privileges.clone() })
+                })
+                .collect()
+        })
+    }
+
+    /// The archive named `name` if `caller` may `want` in it; administrators may archive into any
+    /// archive (ADM-03) but read only where granted (CMP-01: archive access blocked by default).
+    pub fn archive_for(
+        &self,
+        meta: &MetaNode,
+        caller: &Caller,
+        name: &str,
+        want: arca_types::values::FolderPrivilege,
+    ) -> Result<ArchiveAccess, Denied> {
+        let granted = self.archives(meta, caller).into_iter().find(|a| a.name.eq_ignore_ascii_case(name));
+        match granted {
+            Some(a) if a.privileges.contains(&want) => return Ok(a),
+            _ => {}
+        }
+        if want == arca_types::values::FolderPrivilege::Write && caller.user.is_admin() {
+            let archive = meta.with_state(|s| s.archive_by_name(&caller.tenant, name).map(|a| (a.id, a.name.clone())));
+            if let Ok((id, name)) = archive {
+                return Ok(ArchiveAccess { id, name, privileges: [want].into() });
+            }
+        }
+        // Same answer whether the archive does not exist or is not granted: nothing leaks (invariant 6).
+        Err(Denied::Forbidden(format!("no archive '{name}' that user '{}' may {want} in", caller.user.name)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,12 @@
 //! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
 //! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS.
 
+pub mod archive;
 pub mod args;
 pub mod auth;
 pub mod calls;
 pub mod catalogue;
+pub mod data;
 pub mod envelope;
 pub mod functions;
 pub mod listener;
@@ -30,6 +32,8 @@ pub struct ApiContext {
     /// How long `invoke` waits before answering `running` with a token.
     pub invoke_wait: Duration,
     pub calls: calls::Calls,
+    /// The archive service; `None` on a node started without storage (some tests).
+    pub archive: Option<Arc<archive::ArchiveService>>,
     pub gate: auth::Gate,
     pub metrics: routes::Metrics,
 }
@@ -41,9 +45,11 @@ impl ApiContext {
         version: String,
         machine_name: String,
         invoke_wait: Duration,
+        archive: Option<Arc<archive::ArchiveService>>,
     ) -> Arc<ApiContext> {
         let ctx = Arc::new(ApiContext {
             calls: calls::Calls::new(meta.id()),
+            archive,
             meta,
             version,
             machine_name,

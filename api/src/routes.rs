@@ -46,6 +46,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::data::router())
         .with_state(ctx)
 }
 
@@ -225,6 +226,8 @@ impl CallRequest {
 
 /// The service name under which nodes forward [`CallRequest`]s to each other.
 const CALLS_SERVICE: &str = "api.calls";
+/// The service a joining node asks for the cluster master key (only over the mutual-TLS cluster channel).
+pub const KEYS_SERVICE: &str = "keys.master";
 
 async fn call_request(ctx: &ApiContext, request: CallRequest) -> Envelope {
     let node = crate::calls::token_node(request.token());
@@ -269,6 +272,10 @@ impl arca_raft::AppHandler for Forwarded {
         let ctx = self.0.upgrade();
         Box::pin(async move {
             let ctx = ctx.ok_or("the API of this node is shutting down")?;
+            if service == KEYS_SERVICE {
+                let archive = ctx.archive.as_ref().ok_or("this node has no archive service")?;
+                return Ok(Value::String(archive.master_key_hex()));
+            }
             if service != CALLS_SERVICE {
                 return Err(format!("unknown service '{service}'"));
             }

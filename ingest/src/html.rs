@@ -3,10 +3,10 @@
 //! Tags are dropped (block-level ones become a line break, table cells a space, inline ones nothing,
 //! so `W<b>or</b>d` stays one word); the contents of `script` and `style` are dropped; comments,
 //! doctypes and processing instructions are dropped; CDATA sections are kept as text; character
-//! references are decoded (decimal, hex, and the HTML 4 Latin-1, symbol and punctuation names, with or
-//! without the final `;`); runs of whitespace become one blank. Every byte is looked at a bounded
-//! number of times, so the time is linear in the input whatever its nesting, and the output stops at
-//! `max_bytes`.
+//! references are decoded (decimal, hex, the HTML 4 Latin-1 names and the common punctuation and
+//! symbol names, with or without the final `;`); runs of whitespace become one blank. Every byte is
+//! looked at a bounded number of times, so the time is linear in the input whatever its nesting, and
+//! the output stops at `max_bytes`.
 
 use memchr::memmem;
 

@@ -49,24 +49,18 @@ impl MaildirReader {
             entries.iter().any(|(_, name, is_dir, _)| *is_dir && (name == "cur" || name == "new"));
         let mut subdirs = Vec::new();
         for (path, name, is_dir, _) in entries {
-            if !is_dir {
+            if !is_dir || (is_maildir && matches!(name.as_str(), "cur" | "new" | "tmp")) {
                 continue;
             }
-            match name.as_str() {
-                "cur" | "new" if is_maildir => {}
-                "tmp" if is_maildir => continue,
-                _ => {
-                    let mut sub = folder.to_vec();
-                    match name.strip_prefix('.') {
-                        Some(dotted) if is_maildir => {
-                            sub.extend(dotted.split('.').filter(|s| !s.is_empty()).map(decode_modified_utf7))
-                        }
-                        _ => sub.push(name),
-                    }
-                    subdirs.push((path, sub));
-                    continue;
+            let mut sub = folder.to_vec();
+            match name.strip_prefix('.') {
+                // Maildir++: `.A.B` below a maildir is the folder A/B.
+                Some(dotted) if is_maildir => {
+                    sub.extend(dotted.split('.').filter(|s| !s.is_empty()).map(decode_modified_utf7))
                 }
+                _ => sub.push(name),
             }
+            subdirs.push((path, sub));
         }
         if is_maildir {
             for sub in ["new", "cur"] {

@@ -58,14 +58,7 @@ pub fn parse_message(raw: &[u8], limits: &Limits) -> Result<MessageDoc, Refused>
              indexed by its header fields and raw text",
             limits.parse_work_factor
         ));
-        let body_start = match parser.parse_headers(data) {
-            Some(message) => {
-                b.header_fields(&message);
-                header_end(data)
-            }
-            None => 0,
-        };
-        b.raw_text(&data[body_start..]);
+        b.headers_and_raw_text(&parser, data);
         return Ok(b.finish());
     }
     // mail-parser asserts some of its internal states with `debug_assert!` (panics in debug builds
@@ -81,14 +74,7 @@ pub fn parse_message(raw: &[u8], limits: &Limits) -> Result<MessageDoc, Refused>
         }
         Err(_) => {
             b.warn("MIME parser failed an internal check; indexed by header fields and raw text".to_string());
-            let body_start = match parser.parse_headers(data) {
-                Some(message) => {
-                    b.header_fields(&message);
-                    header_end(data)
-                }
-                None => 0,
-            };
-            b.raw_text(&data[body_start..]);
+            b.headers_and_raw_text(&parser, data);
         }
     }
     Ok(b.finish())
@@ -231,6 +217,18 @@ impl<'l> Builder<'l> {
         }
     }
 
+    /// The fallback for a body that is not parsed: the top-level header fields, then the rest as text.
+    fn headers_and_raw_text(&mut self, parser: &MessageParser, data: &[u8]) {
+        let body_start = match parser.parse_headers(data) {
+            Some(message) => {
+                self.header_fields(&message);
+                header_end(data)
+            }
+            None => 0,
+        };
+        self.raw_text(&data[body_start..]);
+    }
+
     /// Fills the document from a parsed message: header fields, then every part, enclosed messages
     /// breadth-first.
     fn message(&mut self, root: &Message<'_>) {
@@ -256,14 +254,19 @@ impl<'l> Builder<'l> {
                     }
                 }
             }
+            let mut in_body = vec![false; message.parts.len()];
+            for &id in message.text_body.iter().chain(&message.html_body) {
+                if let Some(flag) = in_body.get_mut(id as usize) {
+                    *flag = true;
+                }
+            }
             for (id, part) in message.parts.iter().enumerate() {
                 if part.is_encoding_problem {
                     self.encoding_problems += 1;
                 }
-                let body = id as u32;
                 let is_text = matches!(part.body, PartType::Text(_) | PartType::Html(_));
                 if matches!(part.body, PartType::Multipart(_))
-                    || (is_text && (message.text_body.contains(&body) || message.html_body.contains(&body)))
+                    || (is_text && in_body[id])
                     || is_signature(part)
                 {
                     continue;

@@ -305,3 +305,115 @@ fn unpacked_public_corpus_parses_fast_and_without_refusal() {
     }
     assert!(count > 0, "no messages below {}", dir.display());
 }
+
+/// Peak resident memory of this process in KiB (Linux), for the reports of the big-file test.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn big_hostile_files_are_refused_unread_or_parsed_in_bounded_time() {
+    let Some(dir) = std::env::var_os("ARCA_HOSTILE_BIG_DIR").map(PathBuf::from) else {
+        eprintln!(
+            "skipped: set ARCA_HOSTILE_BIG_DIR to the output of `hostile/generate DIR --big --only 'big-*'`"
+        );
+        return;
+    };
+    let table = std::fs::read_to_string(dir.join("cases.tsv")).expect("cases.tsv beside the big files");
+    let expected: HashMap<String, String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() >= 4).then(|| (f[0].to_string(), f[3].to_string()))
+        })
+        .collect();
+    let limits = Limits::default();
+    for item in EmlReader::new(&dir, EmlOptions::default()) {
+        let started = Instant::now();
+        let (name, verdict) = match item.expect("readable") {
+            SourceItem::Refused { source, refused, .. } => (source, format!("refuse ({refused})")),
+            SourceItem::Message(m) => {
+                let verdict = match parse_message(&m.raw, &limits) {
+                    Ok(doc) => format!("archive ({} warnings)", doc.parse_warnings.len()),
+                    Err(refused) => format!("refuse ({refused})"),
+                };
+                (m.source, verdict)
+            }
+        };
+        let elapsed = started.elapsed();
+        let file = Path::new(&name).file_name().expect("name").to_string_lossy().into_owned();
+        let want = expected.get(&file).map(String::as_str).unwrap_or("?");
+        eprintln!("{file}: {verdict} in {elapsed:?}; peak RSS {:?} KiB", peak_rss_kib());
+        assert!(verdict.starts_with(want), "{file}: expected {want}, got {verdict}");
+        assert!(elapsed < Duration::from_secs(20), "{file}: took {elapsed:?}");
+    }
+}
+
+/// MIME entities of a parsed message tree, enclosed messages included (counted without recursion).
+fn tree_parts(message: &mail_parser::Message<'_>) -> usize {
+    let mut count = 0;
+    let mut pending = vec![message];
+    while let Some(m) = pending.pop() {
+        count += m.parts.len();
+        for part in &m.parts {
+            if let mail_parser::PartType::Message(inner) = &part.body {
+                pending.push(inner);
+            }
+        }
+    }
+    count
+}
+
+/// The pre-parse scan must see the structure exactly as mail-parser builds it, or its limits would
+/// not protect the parser: compare its part count with mail-parser's tree on every file it admits.
+fn scan_agrees_with_mail_parser(files: &[PathBuf]) -> (usize, Vec<String>) {
+    let limits = Limits::default();
+    let parser = mail_parser::MessageParser::default();
+    let mut checked = 0;
+    let mut differ = Vec::new();
+    for path in files {
+        let raw = std::fs::read(path).expect("read");
+        let Ok(report) = arca_ingest::scan::scan(&raw, &limits) else { continue };
+        if report.too_costly {
+            continue;
+        }
+        let Ok(parsed) = std::panic::catch_unwind(|| parser.parse(&raw)) else { continue };
+        let built = parsed.as_ref().map_or(0, tree_parts);
+        checked += 1;
+        // The scan also counts a part whose header block the end of the input cuts short, which
+        // mail-parser drops.
+        if built != report.parts && built + 1 != report.parts {
+            differ.push(format!("{}: scan {} parts, mail-parser {built}", path.display(), report.parts));
+        }
+    }
+    (checked, differ)
+}
+
+#[test]
+fn scan_counts_the_parts_mail_parser_builds() {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: no shared corpus (set ARCA_SHARED_DIR)");
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shared.join("corpus/hostile/files"))
+        .expect("hostile files")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    if let Some(dir) = std::env::var_os("ARCA_CORPUS_DIR") {
+        files.extend(
+            messages(EmlReader::new(PathBuf::from(dir), EmlOptions::default()))
+                .into_iter()
+                .map(|m| PathBuf::from(m.source)),
+        );
+    }
+    let (checked, differ) = scan_agrees_with_mail_parser(&files);
+    eprintln!("{checked} files compared; {} differ", differ.len());
+    for d in differ.iter().take(20) {
+        eprintln!("  {d}");
+    }
+    assert!(differ.is_empty());
+}

@@ -177,6 +177,56 @@ impl Client {
     }
 }
 
+impl Client {
+    async fn data_answer(&self, url: &str, response: reqwest::Response) -> Result<reqwest::Response> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("{url}: HTTP {status}: {message}")
+    }
+
+    /// POSTs raw bytes to a data API route and returns its JSON answer.
+    pub async fn request_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .http
+            .post(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {url}: {}", error_chain(&e)))?;
+        let response = self.data_answer(&url, response).await?;
+        response.json().await.with_context(|| format!("{url}: the answer is not JSON"))
+    }
+
+    /// POSTs JSON to a data API route and returns its JSON answer.
+    pub async fn request_json(&self, path: &str, body: &Value) -> Result<Value> {
+        self.request_bytes(path, serde_json::to_vec(body)?).await
+    }
+
+    /// GETs bytes from a data API route.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .http
+            .get(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {url}: {}", error_chain(&e)))?;
+        let response = self.data_answer(&url, response).await?;
+        Ok(response.bytes().await.with_context(|| format!("reading {url}"))?.to_vec())
+    }
+}
+
 fn serde_urlencoded_pairs(args: &[(&str, String)]) -> String {
     let mut out = String::new();
     for (i, (k, v)) in args.iter().enumerate() {

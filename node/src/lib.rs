@@ -4,4 +4,5 @@
 pub mod certs;
 pub mod client;
 pub mod cluster_cmd;
+pub mod data_cmd;
 pub mod serve;

@@ -2,6 +2,7 @@
 //! API and web listeners — and keep it running until SIGINT/SIGTERM.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -91,6 +92,45 @@ async fn bootstrap(meta: &MetaNode) -> Result<(), RaftNodeError> {
         );
     }
     Ok(())
+}
+
+/// The cluster master key of this node: `<data>/master.key` (mode 0600). The first node creates it;
+/// a joining node receives it from a member over the authenticated cluster channel.
+async fn load_master_key(meta: &MetaNode, data: &std::path::Path, joining: bool) -> Result<arca_shard::MasterKey> {
+    let path = data.join("master.key");
+    let parse = |text: &str| -> Result<arca_shard::MasterKey> {
+        let bytes = hex::decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+        bytes.map(arca_shard::MasterKey::from_bytes).with_context(|| format!("master key file {} is damaged", path.display()))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return parse(&text),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot read master key file {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let has_peers = meta.raft().metrics().borrow().membership_config.membership().nodes().count() > 1;
+    let key = if joining || has_peers {
+        let mut fetched = None;
+        for _ in 0..100 {
+            let leader = meta.raft().metrics().borrow().current_leader;
+            if let Some(leader) = leader.filter(|l| *l != meta.id()) {
+                match meta.call_node(leader, arca_api::routes::KEYS_SERVICE, serde_json::Value::Null, Duration::from_secs(5)).await {
+                    Ok(v) => {
+                        fetched = v.as_str().map(str::to_string);
+                        break;
+                    }
+                    Err(e) => tracing::warn!("waiting for the master key from the leader: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        parse(&fetched.context("could not obtain the cluster master key from the leader")?)?
+    } else {
+        arca_shard::MasterKey::generate()
+    };
+    certs::write_private(&path, hex::encode(key.expose_secret()).as_bytes())?;
+    Ok(key)
 }
 
 fn machine_name(id: u64) -> String {
@@ -216,11 +256,17 @@ pub async fn run_until(
     };
     let register = tokio::spawn(register);
 
+    let master = load_master_key(&meta, &data, join.is_some()).await?;
+    let objects = arca_shard::objects::Objects::from_config(&config.storage, &data)
+        .context("cannot open the object store (setting storage.url, ARCA_STORAGE_URL)")?;
+    println!("  object store    {}", objects.location());
+    let archive = Arc::new(arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone()));
     let ctx = ApiContext::new(
         meta.clone(),
         VERSION.to_string(),
         machine_name(meta.id()),
         Duration::from_millis(config.api.invoke_wait_ms),
+        Some(archive),
     );
     api_listener.set_nonblocking(true)?;
     let api_tcp = tokio::net::TcpListener::from_std(api_listener)?;

@@ -104,12 +104,26 @@ impl MetaState {
             Command::CreateFolder { tenant, path } => create_folder(self.tenant_mut(tenant)?, path),
             Command::MoveFolder { tenant, from, to } => move_folder(self.tenant_mut(tenant)?, from, to),
             Command::DeleteFolder { tenant, path } => delete_folder(self.tenant_mut(tenant)?, path),
-            Command::CreateShard { tenant, name, state } => {
+            Command::CreateShard { tenant, name, state, wrapped_key } => {
                 let key = self.tenant_key(tenant)?;
                 let Some(t) = self.tenants.get_mut(&key) else {
                     return Err(MetaError::not_found("tenant", tenant.as_str()));
                 };
-                create_shard(t, &mut self.next_id, name, *state)
+                let created = create_shard(t, &mut self.next_id, name, *state)?;
+                if let (CommandOutput::Created(id), Some(shard)) = (&created, wrapped_key) {
+                    if let Some(s) = t.shards.get_mut(id) {
+                        s.wrapped_key = Some(shard.clone());
+                    }
+                }
+                Ok(created)
+            }
+            Command::SetTenantKey { tenant, wrapped_key } => {
+                let t = self.tenant_mut(tenant)?;
+                if t.wrapped_key.is_some() {
+                    return Err(MetaError::exists("tenant key", tenant.as_str()));
+                }
+                t.wrapped_key = Some(wrapped_key.clone());
+                Ok(CommandOutput::Done)
             }
             Command::SetShardState { tenant, id, state } => {
                 set_shard_state(self.tenant_mut(tenant)?, *id, *state)
@@ -666,6 +680,7 @@ fn create_shard(
             manifest_sequence: 0,
             message_count: 0,
             byte_count: 0,
+            wrapped_key: None,
         },
     );
     if state == ShardState::Current || !has_current {
@@ -759,7 +774,12 @@ mod tests {
         s.apply("t", &Command::CreateTenant { name: T.into() }).expect("tenant");
         let id = match s.apply(
             "s",
-            &Command::CreateShard { tenant: T.into(), name: "2026-11".into(), state: ShardState::Current },
+            &Command::CreateShard {
+                tenant: T.into(),
+                name: "2026-11".into(),
+                state: ShardState::Current,
+                wrapped_key: None,
+            },
         ) {
             Ok(CommandOutput::Created(id)) => id,
             other => panic!("{other:?}"),
@@ -870,7 +890,7 @@ mod tests {
     }
 
     fn shard(name: &str, state: ShardState) -> Command {
-        Command::CreateShard { tenant: T.into(), name: name.into(), state }
+        Command::CreateShard { tenant: T.into(), name: name.into(), state, wrapped_key: None }
     }
 
     fn shard_states(s: &MetaState) -> Vec<(String, ShardState)> {

@@ -212,7 +212,9 @@ impl ShardIndex {
 
     /// The files of the committed index, relative to its directory: `meta.json` and the files of every
     /// searchable segment. Segment files never change once written, so the shard layer can upload each
-    /// once. (Deletes of a segment live in a new, differently named `.del` file of the same segment.)
+    /// once (deletes of a segment go to a new, differently named `<segment>.<opstamp>.del` file);
+    /// `meta.json` is rewritten by every commit and names the current segments, so it belongs in the
+    /// manifest delta of that commit rather than under a fixed object key.
     pub fn segment_files(&self) -> Result<Vec<PathBuf>, SearchError> {
         let metas = self.index.searchable_segment_metas().map_err(tantivy_err("list segments"))?;
         let mut files: Vec<PathBuf> = vec![PathBuf::from("meta.json")];

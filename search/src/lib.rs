@@ -5,9 +5,9 @@
 //! - [`tokenizer`]: the SRCH-02 tokenizer (parts and whole words, diacritics folding, CJK bigrams).
 //! - [`schema`]: the per-shard tantivy schema and the derived values stored in it (sort keys, displays).
 //! - [`index`]: [`ShardIndex`], one shard's index on disk or in memory.
-//! - [`compile`]: AST + resolved filters + readable scopes → tantivy query.
+//! - [`compile`](mod@compile): AST + resolved filters + readable scopes → tantivy query.
 //! - [`search`]: [`ShardIndex::search`], top-k with search-after cursors and highlights.
-//! - [`merge`]: merging shard pages into one page with a cross-shard cursor.
+//! - [`merge`](mod@merge): merging shard pages into one page with a cross-shard cursor.
 
 pub mod compile;
 pub mod error;

@@ -6,7 +6,8 @@
 //!   requested direction. So the order is total and paging never skips or repeats a hit.
 //! - **Search-after**: [`ShardCursor`] is a sort value and a [`Tie`]: the page holds hits strictly after
 //!   (value, tie) in the requested order. `Tie::At` is a hit's (number, archive); `Tie::First`/`Tie::Last`
-//!   sort before/after every hit of the value and let [`crate::merge`] continue across shards.
+//!   sort before/after every hit of the value and let [`crate::merge`](mod@crate::merge) continue across
+//!   shards.
 //! - **Collection** reads fast columns only: per segment, string sort keys are compared by term ordinal
 //!   (ordinals follow byte order within a segment) and turned into strings only for the segment's top k.
 //!   Cost: one pass over the matching documents, memory O(k) per segment.

@@ -10,9 +10,10 @@
 //!   phrase of the parts matches "adjacent and in order", and wildcards (`*example.com`,
 //!   `vorname.nachname*`) match whole words as well as single parts.
 //! - **Diacritics**: a token whose canonical decomposition has combining marks is also indexed without
-//!   them, at the same position (`müller` and `muller`); not in space-less scripts (`で` stays `で`). A query word is searched as typed: `Muller` finds
-//!   `Müller` and `Muller`, `müller` finds `Müller` only. Letters without a decomposition (`ß`, `ø`, `æ`,
-//!   `ł`) are not folded.
+//!   them, at the same position (`müller` and `muller`); not in space-less scripts (`で` stays `で`,
+//!   the voicing mark changes the word). A query word is searched as typed: `Muller` finds `Müller` and
+//!   `Muller`, `müller` finds `Müller` only. Letters without a decomposition (`ß`, `ø`, `æ`, `ł`) are
+//!   not folded. Query words are NFC-normalized like text (`parse_query` does it).
 //! - **Scripts without spaces** (Han, Hiragana, Katakana, Hangul): inside a part, each maximal run of such
 //!   characters is indexed as overlapping character bigrams at consecutive positions (`東京都` → `東京`,
 //!   `京都`); a run of one character is indexed as that character. No dictionary segmenter for Chinese or

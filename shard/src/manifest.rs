@@ -56,8 +56,12 @@ pub struct ManifestDelta {
     pub previous: Option<String>,
     pub packs: Vec<PackInfo>,
     pub entries: Vec<Entry>,
-    /// The complete list of index files after this flush (name, size).
+    /// The complete list of index segment files after this flush (name, size); immutable objects.
     pub index_files: Vec<(String, u64)>,
+    /// The index's `meta.json` after this flush: it changes with every commit, so it lives here rather
+    /// than in an object of its own (objects are never rewritten).
+    #[serde(default)]
+    pub index_meta: Option<String>,
 }
 
 /// The manifest in memory: the chain folded into lookups.
@@ -66,6 +70,7 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
     pub packs: Vec<PackInfo>,
     pub index_files: Vec<(String, u64)>,
+    pub index_meta: Option<String>,
     pub sequence: u64,
     /// Key of the newest delta.
     pub head: Option<String>,
@@ -82,6 +87,7 @@ impl Manifest {
             m.head = Some(key.clone());
             m.sequence = newest.sequence;
             m.index_files = newest.index_files.clone();
+            m.index_meta = newest.index_meta.clone();
         }
         newest_first.reverse();
         for (_, delta) in newest_first {
@@ -106,6 +112,7 @@ impl Manifest {
         self.head = Some(key);
         self.sequence = delta.sequence;
         self.index_files = delta.index_files;
+        self.index_meta = delta.index_meta;
         self.packs.extend(delta.packs);
         for e in delta.entries {
             self.insert(e);

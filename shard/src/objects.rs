@@ -85,7 +85,8 @@ fn store_err(key: &str) -> impl FnOnce(object_store::Error) -> ObjectError + '_ 
 impl Objects {
     /// Objects in a local directory (created when missing).
     pub fn local(dir: &Path) -> Result<Objects, ObjectError> {
-        std::fs::create_dir_all(dir).map_err(|e| ObjectError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ObjectError::Config(format!("cannot create {}: {e}", dir.display())))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| ObjectError::Config(format!("{}: {e}", dir.display())))?;
         Ok(Objects { store: Arc::new(store), location: dir.display().to_string(), counters: Arc::default() })
@@ -121,7 +122,10 @@ impl Objects {
         }
         if !config.secret_access_key_file.is_empty() {
             let secret = std::fs::read_to_string(&config.secret_access_key_file).map_err(|e| {
-                ObjectError::Config(format!("storage.secret_access_key_file {}: {e}", config.secret_access_key_file))
+                ObjectError::Config(format!(
+                    "storage.secret_access_key_file {}: {e}",
+                    config.secret_access_key_file
+                ))
             })?;
             builder = builder.with_secret_access_key(secret.trim());
         }

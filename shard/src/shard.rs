@@ -140,10 +140,32 @@ fn seal_manifest(key: &DataKey, object_key: &str, delta: &ManifestDelta) -> Resu
 fn open_manifest(key: &DataKey, object_key: &str, sealed: &[u8]) -> Result<ManifestDelta, String> {
     let mut aad = MANIFEST_AAD.to_vec();
     aad.extend_from_slice(object_key.as_bytes());
-    let compressed =
-        crypto::open(key.secret(), &aad, sealed).map_err(|_| "damaged, or sealed under another key".to_string())?;
+    let compressed = crypto::open(key.secret(), &aad, sealed)
+        .map_err(|_| "damaged, or sealed under another key".to_string())?;
     let json = zstd::bulk::decompress(&compressed, 512 * 1024 * 1024).map_err(|e| e.to_string())?;
     serde_json::from_slice(&json).map_err(|e| e.to_string())
+}
+
+/// Reads a shard's manifest chain from its newest delta `head`.
+pub async fn load_manifest(
+    objects: &Objects,
+    shard: ShardId,
+    key: &DataKey,
+    head: Option<String>,
+) -> Result<Manifest, ShardError> {
+    let mut chain = Vec::new();
+    let mut next = head;
+    while let Some(object) = next {
+        let sealed = objects.get(&object).await?;
+        let delta = open_manifest(key, &object, &sealed).map_err(|reason| ShardError::Manifest {
+            shard,
+            key: object.clone(),
+            reason,
+        })?;
+        next = delta.previous.clone();
+        chain.push((object, delta));
+    }
+    Ok(Manifest::from_chain(chain))
 }
 
 impl Shard {
@@ -151,16 +173,8 @@ impl Shard {
     /// and starts the flusher.
     pub async fn open(params: ShardParams) -> Result<Shard, ShardError> {
         let keys = ShardKeys::new(&params.tenant, params.id);
-        let mut chain = Vec::new();
-        let mut next = params.manifest_head.clone();
-        while let Some(key) = next {
-            let sealed = params.objects.get(&key).await?;
-            let delta = open_manifest(&params.key, &key, &sealed)
-                .map_err(|reason| ShardError::Manifest { shard: params.id, key: key.clone(), reason })?;
-            next = delta.previous.clone();
-            chain.push((key, delta));
-        }
-        let manifest = Manifest::from_chain(chain);
+        let manifest =
+            load_manifest(&params.objects, params.id, &params.key, params.manifest_head.clone()).await?;
         let (staging, pending) = Staging::open(&params.local_dir.join("staging.log"))?;
         let shared = Arc::new(Shared {
             tenant: params.tenant.clone(),
@@ -185,7 +199,11 @@ impl Shard {
         tokio::spawn(flusher.run(rx));
         let shard = Shard { shared, queue };
         if !pending.is_empty() {
-            tracing::info!(shard = params.id, messages = pending.len(), "flushing messages left in the staging log");
+            tracing::info!(
+                shard = params.id,
+                messages = pending.len(),
+                "flushing messages left in the staging log"
+            );
             shard.archive(pending).await?;
         }
         Ok(shard)
@@ -199,7 +217,10 @@ impl Shard {
     /// Archives `messages`; answers once they are durable (invariant 1) or with the reason they are not.
     pub async fn archive(&self, messages: Vec<Incoming>) -> Result<Vec<Outcome>, ShardError> {
         let (reply, rx) = oneshot::channel();
-        self.queue.send(Submission { messages, reply }).await.map_err(|_| ShardError::Closed(self.shared.id))?;
+        self.queue
+            .send(Submission { messages, reply })
+            .await
+            .map_err(|_| ShardError::Closed(self.shared.id))?;
         let answer = rx.await.map_err(|_| ShardError::Closed(self.shared.id))?;
         answer.map_err(|reason| ShardError::Commit { shard: self.shared.id, reason })
     }
@@ -218,12 +239,10 @@ impl Shard {
         if let Some(f) = self.shared.footers.lock().unwrap_or_else(|p| p.into_inner()).get(pack_key) {
             return Ok(f.clone());
         }
-        let pack_err = |source| ShardError::Pack { shard: self.shared.id, pack: pack_key.to_string(), source };
-        let id: PackId = pack_key
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ShardError::Manifest {
+        let pack_err =
+            |source| ShardError::Pack { shard: self.shared.id, pack: pack_key.to_string(), source };
+        let id: PackId =
+            pack_key.rsplit('/').next().and_then(|s| s.parse().ok()).ok_or_else(|| ShardError::Manifest {
                 shard: self.shared.id,
                 key: pack_key.to_string(),
                 reason: "the object key names no pack id".into(),
@@ -237,7 +256,10 @@ impl Shard {
                     if footer.pack_len() != size {
                         return Err(pack_err(PackError::Trailer {
                             pack: id,
-                            reason: format!("object is {size} bytes but its trailer says {}", footer.pack_len()),
+                            reason: format!(
+                                "object is {size} bytes but its trailer says {}",
+                                footer.pack_len()
+                            ),
                         }));
                     }
                     let footer = Arc::new(footer);
@@ -248,7 +270,9 @@ impl Shard {
                         .insert(pack_key.to_string(), footer.clone());
                     return Ok(footer);
                 }
-                Err(PackError::TailTooShort { needed, .. }) if (needed as u64) > want && (needed as u64) <= size => {
+                Err(PackError::TailTooShort { needed, .. })
+                    if (needed as u64) > want && (needed as u64) <= size =>
+                {
                     want = needed as u64;
                 }
                 Err(e) => return Err(pack_err(e)),
@@ -333,26 +357,29 @@ impl Flusher {
             for m in &messages {
                 let sha: [u8; 32] = Sha256::digest(&m.raw).into();
                 let identity = (m.archive, sha, m.direction);
-                if let Some(n) = manifest.find_identity(m.archive, &sha, m.direction).or(new_identity.get(&identity).copied())
+                if let Some(n) = manifest
+                    .find_identity(m.archive, &sha, m.direction)
+                    .or(new_identity.get(&identity).copied())
                 {
                     outcomes.push(Outcome::AlreadyPresent(n));
                     continue;
                 }
                 let number = next;
                 next += 1;
-                let content = match manifest.find_content(&sha).or(new_content.get(&sha)) {
-                    Some(c) => c.clone(),
-                    None => {
-                        let meta = serde_json::to_vec(&(m.archive, &m.folder, m.direction, archived_at))
-                            .map_err(|e| ShardError::Index { shard, reason: e.to_string() })?;
-                        writer
-                            .push_with_meta(number, &m.raw, &meta)
-                            .map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
-                        let c = ContentRef { pack: pack_key.clone(), record: number };
-                        new_content.insert(sha, c.clone());
-                        c
-                    }
-                };
+                let content =
+                    match manifest.find_content(&sha).or(new_content.get(&sha)) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let meta = serde_json::to_vec(&(m.archive, &m.folder, m.direction, archived_at))
+                                .map_err(|e| ShardError::Index { shard, reason: e.to_string() })?;
+                            writer.push_with_meta(number, &m.raw, &meta).map_err(|source| {
+                                ShardError::Pack { shard, pack: pack_key.clone(), source }
+                            })?;
+                            let c = ContentRef { pack: pack_key.clone(), record: number };
+                            new_content.insert(sha, c.clone());
+                            c
+                        }
+                    };
                 new_identity.insert(identity, number);
                 entries.push(Entry {
                     number,
@@ -375,7 +402,11 @@ impl Flusher {
         let mut packs = Vec::new();
         if writer.message_count() > 0 {
             let records = writer.message_count() as u64;
-            let sealed = writer.finish().map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
+            let sealed = writer.finish().map_err(|source| ShardError::Pack {
+                shard,
+                pack: pack_key.clone(),
+                source,
+            })?;
             let bytes = sealed.bytes.len() as u64;
             self.shared.objects.put(&pack_key, sealed.bytes).await?;
             packs.push(PackInfo { key: pack_key, bytes, records });
@@ -389,7 +420,16 @@ impl Flusher {
             m.index_files.iter().cloned().collect()
         };
         let mut index_files = Vec::new();
+        let mut index_meta = None;
         for (name, path, size) in files {
+            if name == "meta.json" {
+                let text = std::fs::read_to_string(&path).map_err(|e| ShardError::Index {
+                    shard,
+                    reason: format!("cannot read index file {}: {e}", path.display()),
+                })?;
+                index_meta = Some(text);
+                continue;
+            }
             if known.get(&name) != Some(&size) {
                 let bytes = std::fs::read(&path).map_err(|e| ShardError::Index {
                     shard,
@@ -399,7 +439,15 @@ impl Flusher {
             }
             index_files.push((name, size));
         }
-        let delta = ManifestDelta { epoch: self.shared.epoch, sequence, previous: head, packs, entries, index_files };
+        let delta = ManifestDelta {
+            epoch: self.shared.epoch,
+            sequence,
+            previous: head,
+            packs,
+            entries,
+            index_files,
+            index_meta,
+        };
         let key = self.shared.keys.manifest(self.shared.epoch, sequence);
         let sealed = seal_manifest(&self.shared.key, &key, &delta)
             .map_err(|reason| ShardError::Manifest { shard, key: key.clone(), reason })?;
@@ -420,7 +468,10 @@ impl Flusher {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -515,18 +566,29 @@ mod tests {
             .await
             .expect("archive");
         assert_eq!(out, vec![Outcome::Archived(1), Outcome::Archived(2), Outcome::AlreadyPresent(1)]);
-        let again = shard.archive(vec![incoming(&a, 1, "Other"), incoming(&a, 2, "Inbox")]).await.expect("archive");
-        assert_eq!(again, vec![Outcome::AlreadyPresent(1), Outcome::Archived(3)], "same content, other archive");
-        assert_eq!(shard.entry(3).expect("entry").content, shard.entry(1).expect("entry").content, "stored once");
+        let again =
+            shard.archive(vec![incoming(&a, 1, "Other"), incoming(&a, 2, "Inbox")]).await.expect("archive");
+        assert_eq!(
+            again,
+            vec![Outcome::AlreadyPresent(1), Outcome::Archived(3)],
+            "same content, other archive"
+        );
+        assert_eq!(
+            shard.entry(3).expect("entry").content,
+            shard.entry(1).expect("entry").content,
+            "stored once"
+        );
         assert_eq!(shard.fetch(1).await.expect("fetch"), a);
         assert_eq!(shard.fetch(2).await.expect("fetch"), b);
 
-        let reopened = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("reopen");
+        let reopened =
+            Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("reopen");
         assert_eq!(reopened.fetch(3).await.expect("fetch"), a);
         assert_eq!(reopened.with_manifest(|m| m.counters().0), 3);
         let gets = reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed);
         reopened.fetch(2).await.expect("fetch");
-        let per_fetch = reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed) - gets;
+        let per_fetch =
+            reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed) - gets;
         assert_eq!(per_fetch, 1, "a message of a pack whose footer is cached costs one ranged GET");
     }
 
@@ -535,7 +597,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 2;
-        let shard = Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let shard =
+            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
         let err = shard.archive(vec![incoming(b"x", 1, "Inbox")]).await.expect_err("fenced");
         assert!(err.to_string().contains("stale"), "{err}");
         assert_eq!(catalog.state.lock().expect("lock").2, None, "nothing was published");

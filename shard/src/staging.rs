@@ -70,7 +70,8 @@ impl Staging {
         let mut pending = Vec::new();
         let mut pos = 0usize;
         while pos + 8 <= bytes.len() {
-            let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
+            let len =
+                u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
             let crc = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
             if len > MAX_STAGED {
                 return Err(StagingError::Corrupt {
@@ -90,10 +91,8 @@ impl Staging {
                     reason: "checksum mismatch".into(),
                 });
             }
-            let batch: Vec<Incoming> = serde_json::from_slice(payload).map_err(|e| StagingError::Corrupt {
-                path: path.to_path_buf(),
-                offset: pos as u64,
-                reason: e.to_string(),
+            let batch: Vec<Incoming> = serde_json::from_slice(payload).map_err(|e| {
+                StagingError::Corrupt { path: path.to_path_buf(), offset: pos as u64, reason: e.to_string() }
             })?;
             pending.extend(batch);
             pos += 8 + len;

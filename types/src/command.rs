@@ -50,7 +50,16 @@ pub enum Command {
     /// Deletes a folder and its subfolders (not a top-level folder).
     DeleteFolder { tenant: String, path: String },
     /// Adds a shard to the catalogue; `current` makes the tenant's previous current shard `normal`.
-    CreateShard { tenant: String, name: String, state: ShardState },
+    /// `wrapped_key` is the shard's data key wrapped by the tenant key (JSON), never a key in clear.
+    CreateShard {
+        tenant: String,
+        name: String,
+        state: ShardState,
+        #[serde(default)]
+        wrapped_key: Option<String>,
+    },
+    /// Sets a tenant's key, wrapped by the cluster master key (JSON); refused once one is set.
+    SetTenantKey { tenant: String, wrapped_key: String },
     /// Sets a shard's requested state.
     SetShardState { tenant: String, id: ShardId, state: ShardState },
     /// Renames a shard.

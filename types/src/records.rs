@@ -19,6 +19,9 @@ pub struct Tenant {
     /// Folder privileges: user -> archive -> privileges (ADM-04). Absent means none.
     pub grants: BTreeMap<UserId, BTreeMap<ArchiveId, BTreeSet<FolderPrivilege>>>,
     pub shards: BTreeMap<ShardId, Shard>,
+    /// The tenant key wrapped by the cluster master key (JSON); set when the first shard is created.
+    #[serde(default)]
+    pub wrapped_key: Option<String>,
 }
 
 /// A user record (ADM-01). The password is kept only as an argon2id PHC string.
@@ -74,6 +77,9 @@ pub struct Shard {
     pub manifest_sequence: u64,
     pub message_count: u64,
     pub byte_count: u64,
+    /// The shard's data key wrapped by the tenant key (JSON).
+    #[serde(default)]
+    pub wrapped_key: Option<String>,
 }
 
 /// A cluster node as the catalogue knows it: where to reach it and what it runs.

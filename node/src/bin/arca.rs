@@ -1,6 +1,6 @@
 //! `arca`: the Arca server (`arca serve`) and its command-line client.
 
-use arca_node::{client, cluster_cmd, serve};
+use arca_node::{client, cluster_cmd, data_cmd, serve};
 
 use std::path::PathBuf;
 
@@ -39,6 +39,27 @@ enum Top {
         client: client::ClientOptions,
         #[command(subcommand)]
         command: cluster_cmd::ClusterCmd,
+    },
+    /// Archive messages from EML directories, MBOX files or Maildir trees into a user's archive.
+    Import {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(flatten)]
+        args: data_cmd::ImportArgs,
+    },
+    /// Search every archive the user may read (quick-search syntax).
+    Search {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(flatten)]
+        args: data_cmd::SearchArgs,
+    },
+    /// Print one message (`--raw`: the exact original bytes).
+    Fetch {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(flatten)]
+        args: data_cmd::FetchArgs,
     },
     /// Nodes of the cluster (`node remove` is `cluster remove`).
     Node {
@@ -106,5 +127,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Top::Cluster { client, command } => cluster_cmd::run(&client, command).await,
         Top::Node { client, command } => cluster_cmd::run_node(&client, command).await,
+        Top::Import { client, args } => data_cmd::import(&client, args).await,
+        Top::Search { client, args } => data_cmd::search(&client, args).await,
+        Top::Fetch { client, args } => data_cmd::fetch(&client, args).await,
     }
 }

@@ -1,0 +1,428 @@
+//! The archive service of a node: the tenant's current shard (created when needed), the shards this node
+//! serves, archiving parsed messages into them, fan-out search over them, and fetching messages.
+//! Keys: the node's master key unwraps tenant keys held in Raft, which unwrap shard data keys.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use futures::future::BoxFuture;
+
+use arca_ingest::{Limits, parse_message};
+use arca_raft::{MetaNode, RaftNodeError};
+use arca_search::{IndexEntry, MergedPage, ResolvedFilters, Scope, ShardIndex, ShardQuery};
+use arca_shard::manifest::{Direction, Entry};
+use arca_shard::objects::{ObjectError, Objects, ShardKeys};
+use arca_shard::pack::PackConfig;
+use arca_shard::shard::{Catalog, IndexSink, Outcome, Shard, ShardError, ShardParams};
+use arca_shard::staging::Incoming;
+use arca_shard::{DataKey, MasterKey, TenantKey, WrappedKey};
+use arca_types::document::MessageDoc;
+use arca_types::query::{CivilDate, SearchRequest};
+use arca_types::values::ShardState;
+use arca_types::{ArchiveId, Command, CommandOutput, MetaError, ShardId};
+
+/// Why an archive operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Meta(#[from] RaftNodeError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+    #[error("keys: {0}")]
+    Keys(String),
+    #[error("search: {0}")]
+    Search(String),
+}
+
+impl From<MetaError> for ArchiveError {
+    fn from(e: MetaError) -> Self {
+        ArchiveError::Meta(RaftNodeError::Meta(e))
+    }
+}
+
+/// What happened to one message handed to [`ArchiveService::archive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Archived {
+    /// Stored as `<shard>:<number>`.
+    New { shard: ShardId, number: u64 },
+    /// The archive already had it.
+    Present { shard: ShardId, number: u64 },
+    /// Over a limit; not archived.
+    Refused { reason: String },
+}
+
+/// A served shard and its index.
+#[derive(Clone)]
+struct Served {
+    shard: Shard,
+    index: Arc<RwLock<ShardIndex>>,
+}
+
+/// The archive service of this node.
+pub struct ArchiveService {
+    meta: MetaNode,
+    objects: Objects,
+    master: MasterKey,
+    data_dir: PathBuf,
+    limits: Limits,
+    served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
+}
+
+impl std::fmt::Debug for ArchiveService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArchiveService({:?})", self.objects)
+    }
+}
+
+/// Commits manifests through Raft.
+struct RaftCatalog {
+    meta: MetaNode,
+    tenant: String,
+}
+
+impl Catalog for RaftCatalog {
+    fn commit_manifest(
+        &self,
+        shard: ShardId,
+        epoch: u64,
+        sequence: u64,
+        key: String,
+        counters: (u64, u64),
+    ) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let cmd = Command::CommitManifest {
+                tenant: self.tenant.clone(),
+                id: shard,
+                epoch,
+                sequence,
+                manifest: key,
+                message_count: counters.0,
+                byte_count: counters.1,
+            };
+            self.meta.write(cmd).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Feeds the writer's documents into the shard's tantivy index.
+struct SearchSink {
+    index: Arc<RwLock<ShardIndex>>,
+}
+
+impl IndexSink for SearchSink {
+    fn add(&mut self, entry: &Entry, doc: &MessageDoc) -> Result<(), String> {
+        let e = IndexEntry {
+            number: entry.number,
+            archive: entry.archive,
+            folder: entry.folder.clone(),
+            archived_at: entry.archived_at,
+            sent: entry.direction == Direction::Sent,
+        };
+        self.index.write().unwrap_or_else(|p| p.into_inner()).add(&e, doc).map_err(|e| e.to_string())
+    }
+
+    fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String> {
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        index.commit().map_err(|e| e.to_string())?;
+        let files = index.segment_files().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for path in files {
+            let size = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            out.push((name, path, size));
+        }
+        Ok(out)
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn wrapped(json: &str) -> Result<WrappedKey, ArchiveError> {
+    serde_json::from_str(json)
+        .map_err(|e| ArchiveError::Keys(format!("a wrapped key in the catalogue is unreadable: {e}")))
+}
+
+impl ArchiveService {
+    /// The service of a node with this master key and object store.
+    pub fn new(meta: MetaNode, objects: Objects, master: MasterKey, data_dir: PathBuf) -> ArchiveService {
+        ArchiveService {
+            meta,
+            objects,
+            master,
+            data_dir,
+            limits: Limits::default(),
+            served: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The master key as hex, for handing to a joining node over the cluster channel. Never log it.
+    pub fn master_key_hex(&self) -> String {
+        hex::encode(self.master.expose_secret())
+    }
+
+    /// Where objects live, for statistics and messages.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    /// The tenant key, created (and published through Raft) when the tenant has none.
+    async fn tenant_key(&self, tenant: &str) -> Result<TenantKey, ArchiveError> {
+        self.meta.linearizable().await?;
+        let existing = self.meta.with_state(|s| s.tenant(tenant).map(|t| t.wrapped_key.clone()))?;
+        let json = match existing {
+            Some(json) => json,
+            None => {
+                let key = TenantKey::generate();
+                let w = self.master.wrap_tenant_key(&key).map_err(|e| ArchiveError::Keys(e.to_string()))?;
+                let text = serde_json::to_string(&w).map_err(|e| ArchiveError::Keys(e.to_string()))?;
+                match self
+                    .meta
+                    .write(Command::SetTenantKey { tenant: tenant.into(), wrapped_key: text })
+                    .await
+                {
+                    Ok(_) | Err(RaftNodeError::Meta(MetaError::AlreadyExists { .. })) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.meta.linearizable().await?;
+                self.meta
+                    .with_state(|s| s.tenant(tenant).map(|t| t.wrapped_key.clone()))?
+                    .ok_or_else(|| ArchiveError::Keys("the tenant key was not recorded".into()))?
+            }
+        };
+        self.master.unwrap_tenant_key(&wrapped(&json)?).map_err(|e| ArchiveError::Keys(e.to_string()))
+    }
+
+    /// The tenant's current shard, created (named `YYYY-MM`, suffixed when taken) when there is none.
+    async fn current_shard(&self, tenant: &str) -> Result<ShardId, ArchiveError> {
+        self.meta.linearizable().await?;
+        if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
+            return Ok(id);
+        }
+        let tenant_key = self.tenant_key(tenant).await?;
+        let data_key = DataKey::generate();
+        let w = tenant_key.wrap_data_key(&data_key).map_err(|e| ArchiveError::Keys(e.to_string()))?;
+        let wrapped_key = Some(serde_json::to_string(&w).map_err(|e| ArchiveError::Keys(e.to_string()))?);
+        let month = CivilDate::from_unix_seconds(now_unix(), 0).to_string()[..7].to_string();
+        let taken: Vec<String> = self.meta.with_state(|s| {
+            s.tenant(tenant).map(|t| t.shards.values().map(|sh| sh.name.to_lowercase()).collect())
+        })?;
+        let mut name = month.clone();
+        let mut n = 2;
+        while taken.contains(&name.to_lowercase()) {
+            name = format!("{month}-{n}");
+            n += 1;
+        }
+        let cmd =
+            Command::CreateShard { tenant: tenant.into(), name, state: ShardState::Current, wrapped_key };
+        match self.meta.write(cmd).await? {
+            CommandOutput::Created(id) => Ok(id),
+            other => Err(ArchiveError::Keys(format!("unexpected answer creating a store: {other:?}"))),
+        }
+    }
+
+    /// Serves shard `id` on this node (opening it, and taking it over with a new epoch when needed).
+    async fn serve(&self, tenant: &str, id: ShardId) -> Result<Served, ArchiveError> {
+        let mut served = self.served.lock().await;
+        if let Some(s) = served.get(&id) {
+            return Ok(s.clone());
+        }
+        self.meta.linearizable().await?;
+        let record = self.meta.with_state(|s| {
+            s.tenant(tenant).and_then(|t| {
+                t.shards.get(&id).cloned().ok_or_else(|| MetaError::not_found("store", id.to_string()))
+            })
+        })?;
+        let epoch = match self
+            .meta
+            .write(Command::AssignShard { tenant: tenant.into(), id, node: self.meta.id() })
+            .await?
+        {
+            CommandOutput::Epoch(e) => e,
+            other => {
+                return Err(ArchiveError::Keys(format!("unexpected answer assigning a store: {other:?}")));
+            }
+        };
+        let tenant_key = self.tenant_key(tenant).await?;
+        let json = record
+            .wrapped_key
+            .as_deref()
+            .ok_or_else(|| ArchiveError::Keys(format!("store {id} has no data key")))?;
+        let key =
+            tenant_key.unwrap_data_key(&wrapped(json)?).map_err(|e| ArchiveError::Keys(e.to_string()))?;
+        let local = self.data_dir.join("shards").join(id.to_string());
+        let index_dir = local.join("index");
+        self.restore_index(tenant, id, &record.manifest, &key, &index_dir).await?;
+        let index =
+            ShardIndex::open_or_create_in_dir(&index_dir).map_err(|e| ArchiveError::Search(e.to_string()))?;
+        let index = Arc::new(RwLock::new(index));
+        let shard = Shard::open(ShardParams {
+            tenant: tenant.into(),
+            id,
+            epoch,
+            key,
+            objects: self.objects.clone(),
+            catalog: Arc::new(RaftCatalog { meta: self.meta.clone(), tenant: tenant.into() }),
+            index: Box::new(SearchSink { index: index.clone() }),
+            manifest_head: record.manifest.clone(),
+            local_dir: local,
+            flush_bytes: arca_shard::shard::DEFAULT_FLUSH_BYTES,
+            flush_delay: arca_shard::shard::DEFAULT_FLUSH_DELAY,
+            pack: PackConfig::default(),
+        })
+        .await?;
+        let s = Served { shard, index };
+        served.insert(id, s.clone());
+        Ok(s)
+    }
+
+    /// Makes the local index directory hold exactly the index the committed manifest names: its
+    /// `meta.json` and every segment file (downloaded when missing or of another size).
+    async fn restore_index(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        head: &Option<String>,
+        key: &DataKey,
+        dir: &std::path::Path,
+    ) -> Result<(), ArchiveError> {
+        if head.is_none() {
+            return Ok(());
+        }
+        let manifest = arca_shard::shard::load_manifest(&self.objects, id, key, head.clone()).await?;
+        let Some(meta) = manifest.index_meta else { return Ok(()) };
+        let keys = ShardKeys::new(tenant, id);
+        let io = |path: &std::path::Path, e: std::io::Error| {
+            ArchiveError::Search(format!("{}: {e}", path.display()))
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        for (name, size) in &manifest.index_files {
+            let path = dir.join(name);
+            if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(*size) {
+                let bytes = self.objects.get(&keys.index_file(name)).await?;
+                std::fs::write(&path, &bytes).map_err(|e| io(&path, e))?;
+            }
+        }
+        let meta_path = dir.join("meta.json");
+        if std::fs::read_to_string(&meta_path).ok().as_deref() != Some(meta.as_str()) {
+            std::fs::write(&meta_path, meta).map_err(|e| io(&meta_path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Parses and archives raw messages into archive `archive` of `tenant`, each in its folder (path
+    /// below the archive's top-level folder); answers once every message is durable or refused.
+    pub async fn archive(
+        &self,
+        tenant: &str,
+        archive: ArchiveId,
+        messages: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<Archived>, ArchiveError> {
+        let id = self.current_shard(tenant).await?;
+        let served = self.serve(tenant, id).await?;
+        let mut results = vec![None; messages.len()];
+        let mut incoming = Vec::new();
+        let mut slots = Vec::new();
+        for (i, (folder, raw)) in messages.into_iter().enumerate() {
+            match parse_message(&raw, &self.limits) {
+                Ok(doc) => {
+                    incoming.push(Incoming { raw, doc, archive, folder, direction: Direction::Received });
+                    slots.push(i);
+                }
+                Err(refused) => results[i] = Some(Archived::Refused { reason: refused.reason }),
+            }
+        }
+        if !incoming.is_empty() {
+            let outcomes = served.shard.archive(incoming).await?;
+            for (slot, outcome) in slots.into_iter().zip(outcomes) {
+                results[slot] = Some(match outcome {
+                    Outcome::Archived(number) => Archived::New { shard: id, number },
+                    Outcome::AlreadyPresent(number) => Archived::Present { shard: id, number },
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Archived::Refused { reason: "not processed".into() }))
+            .collect())
+    }
+
+    /// Searches every shard of `tenant` within `scopes`; shards that fail are listed, not hidden.
+    pub async fn search(
+        &self,
+        tenant: &str,
+        scopes: Vec<Scope>,
+        request: &SearchRequest,
+    ) -> Result<(MergedPage, Vec<ShardId>), ArchiveError> {
+        self.meta.linearizable().await?;
+        let shards: Vec<ShardId> = self.meta.with_state(|s| {
+            s.tenant(tenant).map(|t| {
+                t.shards
+                    .values()
+                    .filter(|sh| sh.state != ShardState::Disabled && sh.manifest.is_some())
+                    .filter(|sh| request.filters.shards.is_empty() || request.filters.shards.contains(&sh.id))
+                    .map(|sh| sh.id)
+                    .collect()
+            })
+        })?;
+        let filters =
+            ResolvedFilters::resolve(&request.filters, CivilDate::from_unix_seconds(now_unix(), 0), 0);
+        let cursor = match &request.cursor {
+            Some(c) => Some(
+                arca_search::MergedCursor::decode(c, request.sort)
+                    .map_err(|e| ArchiveError::Search(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let limit = request.limit.clamp(1, 1000) as usize;
+        let mut pages = Vec::new();
+        let mut missing = Vec::new();
+        for id in shards {
+            let served = match self.serve(tenant, id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(shard = id, "store not searchable: {e}");
+                    missing.push(id);
+                    continue;
+                }
+            };
+            let q = ShardQuery {
+                query: request.query.clone(),
+                filters: filters.clone(),
+                scopes: scopes.clone(),
+                sort: request.sort,
+                limit,
+                after: cursor.as_ref().map(|c| c.for_shard(id)),
+            };
+            let index = served.index.read().unwrap_or_else(|p| p.into_inner());
+            match index.search(&q) {
+                Ok(page) => pages.push((id, page)),
+                Err(e) => {
+                    tracing::warn!(shard = id, "search failed: {e}");
+                    missing.push(id);
+                }
+            }
+        }
+        Ok((arca_search::merge(pages, request.sort, limit), missing))
+    }
+
+    /// The listing entry and exact bytes of message `<shard>:<number>`.
+    pub async fn fetch(
+        &self,
+        tenant: &str,
+        shard: ShardId,
+        number: u64,
+    ) -> Result<(Entry, Vec<u8>), ArchiveError> {
+        let served = self.serve(tenant, shard).await?;
+        let entry = served.shard.entry(number).ok_or(ShardError::NoSuchMessage { shard, number })?;
+        let raw = served.shard.fetch(number).await?;
+        Ok((entry, raw))
+    }
+}

@@ -1,0 +1,315 @@
+//! The data API (JSON over HTTPS, next to the Administration API): archive messages, search, fetch.
+//! Every route authenticates through the gate and sees only archives the caller may read or write.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query as UrlQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ApiContext;
+use crate::archive::Archived;
+use crate::auth::{Caller, Denied};
+use crate::listener::PeerAddr;
+use arca_search::{Scope, parse_query};
+use arca_types::query::{SearchRequest, Sort, SortKey};
+use arca_types::values::FolderPrivilege;
+
+/// Largest request body of an upload (a batch of messages).
+pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+type Ctx = State<Arc<ApiContext>>;
+
+/// The data API routes.
+pub fn router() -> Router<Arc<ApiContext>> {
+    Router::new()
+        .route("/api/data/archives/{archive}/messages", post(upload))
+        .route("/api/data/archives/{archive}/batch", post(upload_batch))
+        .route("/api/data/search", post(search))
+        .route("/api/data/messages/{id}/raw", get(raw))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn denied(d: Denied) -> Response {
+    match d {
+        Denied::Unauthenticated(why) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, why);
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"Arca\""));
+            r
+        }
+        Denied::Throttled(_) => error(StatusCode::TOO_MANY_REQUESTS, d.to_string()),
+        Denied::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
+        Denied::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+    }
+}
+
+async fn caller(ctx: &ApiContext, headers: &HeaderMap, addr: std::net::SocketAddr) -> Result<Caller, Response> {
+    ctx.gate.user(&ctx.meta, headers, addr).await.map_err(denied)
+}
+
+fn archive_service(ctx: &ApiContext) -> Result<&crate::archive::ArchiveService, Response> {
+    ctx.archive.as_deref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "archiving is not configured on this node"))
+}
+
+#[derive(Debug, Deserialize)]
+struct FolderArg {
+    #[serde(default)]
+    folder: String,
+}
+
+fn archived_json(a: &Archived) -> Value {
+    match a {
+        Archived::New { shard, number } => json!({"status": "archived", "id": format!("{shard}:{number}")}),
+        Archived::Present { shard, number } => json!({"status": "present", "id": format!("{shard}:{number}")}),
+        Archived::Refused { reason } => json!({"status": "refused", "reason": reason}),
+    }
+}
+
+/// `POST /api/data/archives/{archive}/messages?folder=…`: one raw RFC 822 message.
+async fn upload(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    Path(archive): Path<String>,
+    UrlQuery(arg): UrlQuery<FolderArg>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match caller(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let access = match ctx.gate.archive_for(&ctx.meta, &caller, &archive, FolderPrivilege::Write) {
+        Ok(a) => a,
+        Err(d) => return denied(d),
+    };
+    let service = match archive_service(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match service.archive(&caller.tenant, access.id, vec![(arg.folder, body.to_vec())]).await {
+        Ok(results) => axum::Json(results.first().map(archived_json).unwrap_or(Value::Null)).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Splits a batch body: records of `folder length u32 LE, folder UTF-8, message length u32 LE, message`.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    let take = |pos: &mut usize, n: usize| -> Result<&[u8], String> {
+        let end = pos.checked_add(n).filter(|&e| e <= body.len()).ok_or_else(|| {
+            format!("batch record at byte {} is cut short ({} bytes announced)", *pos, n)
+        })?;
+        let slice = &body[*pos..end];
+        *pos = end;
+        Ok(slice)
+    };
+    while pos < body.len() {
+        let len = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let folder_len = len(take(&mut pos, 4)?);
+        let folder = String::from_utf8(take(&mut pos, folder_len)?.to_vec())
+            .map_err(|_| format!("folder name before byte {pos} is not UTF-8"))?;
+        let raw_len = len(take(&mut pos, 4)?);
+        let raw = take(&mut pos, raw_len)?.to_vec();
+        out.push((folder, raw));
+    }
+    Ok(out)
+}
+
+/// `POST /api/data/archives/{archive}/batch`: many messages, each with its folder (see [`parse_batch`]).
+async fn upload_batch(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    Path(archive): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match caller(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let access = match ctx.gate.archive_for(&ctx.meta, &caller, &archive, FolderPrivilege::Write) {
+        Ok(a) => a,
+        Err(d) => return denied(d),
+    };
+    let messages = match parse_batch(&body) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let service = match archive_service(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match service.archive(&caller.tenant, access.id, messages).await {
+        Ok(results) => axum::Json(json!({ "results": results.iter().map(archived_json).collect::<Vec<_>>() })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Body of `POST /api/data/search`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SearchBody {
+    #[serde(default)]
+    q: String,
+    /// Limit the search to one archive (by name).
+    archive: Option<String>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    asc: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+    /// Advanced criteria (SRCH-03) as the query AST's `Filters`.
+    #[serde(default)]
+    filters: Option<arca_types::query::Filters>,
+}
+
+async fn search(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match caller(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body: SearchBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("search request: {e}")),
+    };
+    let query = match parse_query(&body.q) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let key = match body.sort.as_deref() {
+        None | Some("date") => SortKey::Date,
+        Some("party") => SortKey::Party,
+        Some("subject") => SortKey::Subject,
+        Some(other) => return error(StatusCode::BAD_REQUEST, format!("sort: unknown key '{other}' (date, party, subject)")),
+    };
+    let readable: Vec<_> = ctx
+        .gate
+        .archives(&ctx.meta, &caller)
+        .into_iter()
+        .filter(|a| a.privileges.contains(&FolderPrivilege::Read))
+        .filter(|a| body.archive.as_deref().is_none_or(|n| a.name.eq_ignore_ascii_case(n)))
+        .collect();
+    if let Some(name) = &body.archive
+        && readable.is_empty()
+    {
+        return error(StatusCode::FORBIDDEN, format!("no archive '{name}' that user '{}' may read", caller.user.name));
+    }
+    let scopes: Vec<Scope> = readable.iter().map(|a| Scope::archive(a.id)).collect();
+    let request = SearchRequest {
+        query,
+        filters: body.filters.unwrap_or_default(),
+        sort: Sort { key, ascending: body.asc },
+        limit: body.limit.unwrap_or(arca_types::query::DEFAULT_SEARCH_LIMIT),
+        cursor: body.cursor,
+    };
+    let service = match archive_service(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if scopes.is_empty() {
+        return axum::Json(json!({"total": 0, "hits": [], "next": null, "missingShards": []})).into_response();
+    }
+    match service.search(&caller.tenant, scopes, &request).await {
+        Ok((page, missing)) => {
+            let names: std::collections::HashMap<u64, String> = readable.iter().map(|a| (a.id, a.name.clone())).collect();
+            let hits: Vec<Value> = page
+                .hits
+                .iter()
+                .map(|h| {
+                    json!({
+                        "id": format!("{}:{}", h.shard, h.hit.number),
+                        "archive": names.get(&h.hit.archive),
+                        "folder": h.hit.folder,
+                        "subject": h.hit.subject,
+                        "from": h.hit.from,
+                        "date": h.hit.date,
+                        "size": h.hit.size,
+                        "hasAttachments": h.hit.has_attachments,
+                        "highlights": h.hit.highlights.iter().map(|x| json!({
+                            "field": format!("{:?}", x.field).to_lowercase(), "start": x.start, "end": x.end
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            axum::Json(json!({"total": page.total, "hits": hits, "next": page.next, "missingShards": missing}))
+                .into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (shard, number) = id.split_once(':')?;
+    Some((shard.parse().ok()?, number.parse().ok()?))
+}
+
+/// `GET /api/data/messages/{shard}:{number}/raw`: the exact original bytes.
+async fn raw(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match caller(&ctx, &headers, addr).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let not_found = || error(StatusCode::NOT_FOUND, format!("no message '{id}' that you may read"));
+    let Some((shard, number)) = parse_id(&id) else { return not_found() };
+    let service = match archive_service(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let readable: Vec<u64> = ctx
+        .gate
+        .archives(&ctx.meta, &caller)
+        .into_iter()
+        .filter(|a| a.privileges.contains(&FolderPrivilege::Read))
+        .map(|a| a.id)
+        .collect();
+    match service.fetch(&caller.tenant, shard, number).await {
+        Ok((entry, bytes)) if readable.contains(&entry.archive) => {
+            ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response()
+        }
+        Ok(_) => not_found(),
+        Err(crate::archive::ArchiveError::Shard(arca_shard::shard::ShardError::NoSuchMessage { .. })) => not_found(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_into_folder_and_message_and_cut_records_are_named() {
+        let mut body = Vec::new();
+        for (folder, raw) in [("Inbox", &b"a"[..]), ("", &b"bc"[..])] {
+            body.extend((folder.len() as u32).to_le_bytes());
+            body.extend(folder.as_bytes());
+            body.extend((raw.len() as u32).to_le_bytes());
+            body.extend(raw);
+        }
+        let parsed = parse_batch(&body).expect("valid");
+        assert_eq!(parsed, vec![("Inbox".to_string(), b"a".to_vec()), (String::new(), b"bc".to_vec())]);
+        let err = parse_batch(&body[..body.len() - 1]).unwrap_err();
+        assert!(err.contains("cut short"), "{err}");
+        assert!(parse_batch(&[0xff, 0xff, 0xff, 0xff]).is_err(), "a hostile length is an error, not an allocation");
+    }
+}
