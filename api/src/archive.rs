@@ -110,6 +110,8 @@ impl Catalog for RaftCatalog {
 /// Feeds the writer's documents into the shard's tantivy index.
 struct SearchSink {
     index: Arc<RwLock<ShardIndex>>,
+    /// The index directory; segment file names are relative to it.
+    dir: PathBuf,
 }
 
 impl IndexSink for SearchSink {
@@ -129,7 +131,8 @@ impl IndexSink for SearchSink {
         index.commit().map_err(|e| e.to_string())?;
         let files = index.segment_files().map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        for path in files {
+        for relative in files {
+            let path = self.dir.join(&relative);
             let size = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
             let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             out.push((name, path, size));
@@ -259,6 +262,8 @@ impl ArchiveService {
             tenant_key.unwrap_data_key(&wrapped(json)?).map_err(|e| ArchiveError::Keys(e.to_string()))?;
         let local = self.data_dir.join("shards").join(id.to_string());
         let index_dir = local.join("index");
+        std::fs::create_dir_all(&index_dir)
+            .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
         self.restore_index(tenant, id, &record.manifest, &key, &index_dir).await?;
         let index =
             ShardIndex::open_or_create_in_dir(&index_dir).map_err(|e| ArchiveError::Search(e.to_string()))?;
@@ -270,7 +275,7 @@ impl ArchiveService {
             key,
             objects: self.objects.clone(),
             catalog: Arc::new(RaftCatalog { meta: self.meta.clone(), tenant: tenant.into() }),
-            index: Box::new(SearchSink { index: index.clone() }),
+            index: Box::new(SearchSink { index: index.clone(), dir: index_dir.clone() }),
             manifest_head: record.manifest.clone(),
             local_dir: local,
             flush_bytes: arca_shard::shard::DEFAULT_FLUSH_BYTES,

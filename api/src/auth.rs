@@ -217,7 +217,12 @@ pub struct ArchiveAccess {
 
 impl Gate {
     /// Authenticates a user who may log on (privilege `login`, or an administrator).
-    pub async fn user(&self, meta: &MetaNode, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Denied> {
+    pub async fn user(
+        &self,
+        meta: &MetaNode,
+        headers: &HeaderMap,
+        addr: SocketAddr,
+    ) -> Result<Caller, Denied> {
         let caller = self.authenticate(meta, headers, addr).await?;
         let p = &caller.user.privileges;
         if !p.contains(&arca_types::values::Privilege::Login) && !caller.user.is_admin() {
@@ -236,7 +241,11 @@ impl Gate {
                 .into_iter()
                 .flatten()
                 .filter_map(|(id, privileges)| {
-                    t.archives.get(id).map(|a| ArchiveAccess { id: *id, name: a.name.clone(), privileges: privileges.clone() })
+                    t.archives.get(id).map(|a| ArchiveAccess {
+                        id: *id,
+                        name: a.name.clone(),
+                        privileges: privileges.clone(),
+                    })
                 })
                 .collect()
         })
@@ -257,7 +266,8 @@ impl Gate {
             _ => {}
         }
         if want == arca_types::values::FolderPrivilege::Write && caller.user.is_admin() {
-            let archive = meta.with_state(|s| s.archive_by_name(&caller.tenant, name).map(|a| (a.id, a.name.clone())));
+            let archive =
+                meta.with_state(|s| s.archive_by_name(&caller.tenant, name).map(|a| (a.id, a.name.clone())));
             if let Ok((id, name)) = archive {
                 return Ok(ArchiveAccess { id, name, privileges: [want].into() });
             }

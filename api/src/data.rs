@@ -43,7 +43,8 @@ fn denied(d: Denied) -> Response {
     match d {
         Denied::Unauthenticated(why) => {
             let mut r = error(StatusCode::UNAUTHORIZED, why);
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"Arca\""));
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"Arca\""));
             r
         }
         Denied::Throttled(_) => error(StatusCode::TOO_MANY_REQUESTS, d.to_string()),
@@ -52,12 +53,18 @@ fn denied(d: Denied) -> Response {
     }
 }
 
-async fn caller(ctx: &ApiContext, headers: &HeaderMap, addr: std::net::SocketAddr) -> Result<Caller, Response> {
+async fn caller(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    addr: std::net::SocketAddr,
+) -> Result<Caller, Response> {
     ctx.gate.user(&ctx.meta, headers, addr).await.map_err(denied)
 }
 
 fn archive_service(ctx: &ApiContext) -> Result<&crate::archive::ArchiveService, Response> {
-    ctx.archive.as_deref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "archiving is not configured on this node"))
+    ctx.archive
+        .as_deref()
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "archiving is not configured on this node"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +76,9 @@ struct FolderArg {
 fn archived_json(a: &Archived) -> Value {
     match a {
         Archived::New { shard, number } => json!({"status": "archived", "id": format!("{shard}:{number}")}),
-        Archived::Present { shard, number } => json!({"status": "present", "id": format!("{shard}:{number}")}),
+        Archived::Present { shard, number } => {
+            json!({"status": "present", "id": format!("{shard}:{number}")})
+        }
         Archived::Refused { reason } => json!({"status": "refused", "reason": reason}),
     }
 }
@@ -106,9 +115,10 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     let take = |pos: &mut usize, n: usize| -> Result<&[u8], String> {
-        let end = pos.checked_add(n).filter(|&e| e <= body.len()).ok_or_else(|| {
-            format!("batch record at byte {} is cut short ({} bytes announced)", *pos, n)
-        })?;
+        let end = pos
+            .checked_add(n)
+            .filter(|&e| e <= body.len())
+            .ok_or_else(|| format!("batch record at byte {} is cut short ({} bytes announced)", *pos, n))?;
         let slice = &body[*pos..end];
         *pos = end;
         Ok(slice)
@@ -150,7 +160,10 @@ async fn upload_batch(
         Err(r) => return r,
     };
     match service.archive(&caller.tenant, access.id, messages).await {
-        Ok(results) => axum::Json(json!({ "results": results.iter().map(archived_json).collect::<Vec<_>>() })).into_response(),
+        Ok(results) => {
+            axum::Json(json!({ "results": results.iter().map(archived_json).collect::<Vec<_>>() }))
+                .into_response()
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -196,7 +209,12 @@ async fn search(
         None | Some("date") => SortKey::Date,
         Some("party") => SortKey::Party,
         Some("subject") => SortKey::Subject,
-        Some(other) => return error(StatusCode::BAD_REQUEST, format!("sort: unknown key '{other}' (date, party, subject)")),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("sort: unknown key '{other}' (date, party, subject)"),
+            );
+        }
     };
     let readable: Vec<_> = ctx
         .gate
@@ -208,7 +226,10 @@ async fn search(
     if let Some(name) = &body.archive
         && readable.is_empty()
     {
-        return error(StatusCode::FORBIDDEN, format!("no archive '{name}' that user '{}' may read", caller.user.name));
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("no archive '{name}' that user '{}' may read", caller.user.name),
+        );
     }
     let scopes: Vec<Scope> = readable.iter().map(|a| Scope::archive(a.id)).collect();
     let request = SearchRequest {
@@ -223,11 +244,13 @@ async fn search(
         Err(r) => return r,
     };
     if scopes.is_empty() {
-        return axum::Json(json!({"total": 0, "hits": [], "next": null, "missingShards": []})).into_response();
+        return axum::Json(json!({"total": 0, "hits": [], "next": null, "missingShards": []}))
+            .into_response();
     }
     match service.search(&caller.tenant, scopes, &request).await {
         Ok((page, missing)) => {
-            let names: std::collections::HashMap<u64, String> = readable.iter().map(|a| (a.id, a.name.clone())).collect();
+            let names: std::collections::HashMap<u64, String> =
+                readable.iter().map(|a| (a.id, a.name.clone())).collect();
             let hits: Vec<Value> = page
                 .hits
                 .iter()
@@ -247,8 +270,10 @@ async fn search(
                     })
                 })
                 .collect();
-            axum::Json(json!({"total": page.total, "hits": hits, "next": page.next, "missingShards": missing}))
-                .into_response()
+            axum::Json(
+                json!({"total": page.total, "hits": hits, "next": page.next, "missingShards": missing}),
+            )
+            .into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
@@ -288,7 +313,9 @@ async fn raw(
             ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response()
         }
         Ok(_) => not_found(),
-        Err(crate::archive::ArchiveError::Shard(arca_shard::shard::ShardError::NoSuchMessage { .. })) => not_found(),
+        Err(crate::archive::ArchiveError::Shard(arca_shard::shard::ShardError::NoSuchMessage { .. })) => {
+            not_found()
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -310,6 +337,9 @@ mod tests {
         assert_eq!(parsed, vec![("Inbox".to_string(), b"a".to_vec()), (String::new(), b"bc".to_vec())]);
         let err = parse_batch(&body[..body.len() - 1]).unwrap_err();
         assert!(err.contains("cut short"), "{err}");
-        assert!(parse_batch(&[0xff, 0xff, 0xff, 0xff]).is_err(), "a hostile length is an error, not an allocation");
+        assert!(
+            parse_batch(&[0xff, 0xff, 0xff, 0xff]).is_err(),
+            "a hostile length is an error, not an allocation"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `arca import`, `arca search`, `arca fetch`: getting mail in and out through a node's data API.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -26,8 +27,8 @@ pub struct ImportArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The archive (user) to archive into.
-    #[arg(long)]
-    pub user: String,
+    #[arg(long = "user", id = "archive_user")]
+    pub archive_user: String,
     /// Folder below the archive's top-level folder; source folders go below it.
     #[arg(long, default_value = "")]
     pub folder: String,
@@ -66,34 +67,47 @@ impl Summary {
     }
 }
 
-async fn send(client: &Client, user: &str, batch: &mut Vec<(String, String, Vec<u8>)>, s: &mut Summary) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
+/// Uploads one batch; answers the sources with the server's per-message results.
+async fn send(
+    client: Arc<Client>,
+    user: String,
+    batch: Vec<(String, String, Vec<u8>)>,
+) -> Result<(Vec<String>, Vec<Value>, u64)> {
     let mut body = Vec::new();
-    for (_, folder, raw) in batch.iter() {
+    let mut bytes = 0u64;
+    let mut sources = Vec::with_capacity(batch.len());
+    for (source, folder, raw) in batch {
         body.extend((folder.len() as u32).to_le_bytes());
         body.extend(folder.as_bytes());
         body.extend((raw.len() as u32).to_le_bytes());
-        body.extend(raw);
-        s.bytes += raw.len() as u64;
+        body.extend(&raw);
+        bytes += raw.len() as u64;
+        sources.push(source);
     }
-    let path = format!("/api/data/archives/{}/batch", urlencode_path(user));
+    let path = format!("/api/data/archives/{}/batch", urlencode_path(&user));
     let answer = client.request_bytes(&path, body).await?;
-    let results = answer["results"].as_array().context("the server's answer lists no results")?;
-    if results.len() != batch.len() {
-        bail!("the server answered {} results for {} messages", results.len(), batch.len());
+    let results = answer["results"].as_array().cloned().context("the server's answer lists no results")?;
+    if results.len() != sources.len() {
+        bail!("the server answered {} results for {} messages", results.len(), sources.len());
     }
-    for ((source, _, _), r) in batch.iter().zip(results) {
-        match r["status"].as_str() {
-            Some("archived") => s.archived += 1,
-            Some("present") => s.duplicates += 1,
-            _ => s.refused.push(json!({"source": source, "reason": r["reason"]})),
+    Ok((sources, results, bytes))
+}
+
+impl Summary {
+    fn account(&mut self, sources: Vec<String>, results: Vec<Value>, bytes: u64) {
+        self.bytes += bytes;
+        for (source, r) in sources.into_iter().zip(results) {
+            match r["status"].as_str() {
+                Some("archived") => self.archived += 1,
+                Some("present") => self.duplicates += 1,
+                _ => self.refused.push(json!({"source": source, "reason": r["reason"]})),
+            }
         }
     }
-    batch.clear();
-    Ok(())
 }
+
+/// Batches uploaded at the same time, so that the server can group them into fewer, larger flushes.
+const IN_FLIGHT: usize = 4;
 
 fn urlencode_path(s: &str) -> String {
     s.bytes()
@@ -106,11 +120,13 @@ fn urlencode_path(s: &str) -> String {
 
 /// Runs `arca import`.
 pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
-    let client = Client::new(opts)?;
-    let mut s = Summary { archived: 0, duplicates: 0, refused: Vec::new(), bytes: 0, started: Instant::now() };
+    let client = Arc::new(Client::new(opts)?);
+    let mut s =
+        Summary { archived: 0, duplicates: 0, refused: Vec::new(), bytes: 0, started: Instant::now() };
     let mut batch: Vec<(String, String, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0usize;
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !opts.json;
+    let mut in_flight = tokio::task::JoinSet::new();
     for path in &args.paths {
         let items: Box<dyn Iterator<Item = Result<SourceItem, arca_ingest::ReadError>>> = match args.format {
             Format::Eml => Box::new(EmlReader::new(path, EmlOptions::default())),
@@ -126,18 +142,32 @@ pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
                 Ok(SourceItem::Refused { source, refused, .. }) => {
                     s.refused.push(json!({"source": source, "reason": refused.reason}));
                 }
-                Err(e) => s.refused.push(json!({"source": path.display().to_string(), "reason": e.to_string()})),
+                Err(e) => {
+                    s.refused.push(json!({"source": path.display().to_string(), "reason": e.to_string()}))
+                }
             }
             if batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES {
-                send(&client, &args.user, &mut batch, &mut s).await?;
-                batch_bytes = 0;
-                if interactive {
-                    s.progress();
+                if in_flight.len() >= IN_FLIGHT
+                    && let Some(done) = in_flight.join_next().await
+                {
+                    let (sources, results, bytes) = done??;
+                    s.account(sources, results, bytes);
+                    if interactive {
+                        s.progress();
+                    }
                 }
+                in_flight.spawn(send(client.clone(), args.archive_user.clone(), std::mem::take(&mut batch)));
+                batch_bytes = 0;
             }
         }
     }
-    send(&client, &args.user, &mut batch, &mut s).await?;
+    if !batch.is_empty() {
+        in_flight.spawn(send(client.clone(), args.archive_user.clone(), batch));
+    }
+    while let Some(done) = in_flight.join_next().await {
+        let (sources, results, bytes) = done??;
+        s.account(sources, results, bytes);
+    }
     if interactive {
         s.progress();
         eprintln!();
@@ -155,7 +185,11 @@ pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
             (s.archived + s.duplicates) as f64 / secs
         );
         for r in &s.refused {
-            println!("  refused {}: {}", r["source"].as_str().unwrap_or("?"), r["reason"].as_str().unwrap_or("?"));
+            println!(
+                "  refused {}: {}",
+                r["source"].as_str().unwrap_or("?"),
+                r["reason"].as_str().unwrap_or("?")
+            );
         }
     }
     Ok(())
@@ -189,7 +223,10 @@ pub async fn search(opts: &ClientOptions, args: SearchArgs) -> Result<()> {
             .flatten()
             .map(|h| json!({"id": h["id"], "messageId": Value::Null, "subject": h["subject"], "from": h["from"], "date": h["date"]}))
             .collect();
-        println!("{}", json!({"total": answer["total"], "hits": hits, "missingShards": answer["missingShards"]}));
+        println!(
+            "{}",
+            json!({"total": answer["total"], "hits": hits, "missingShards": answer["missingShards"]})
+        );
         return Ok(());
     }
     println!("{} messages", answer["total"]);

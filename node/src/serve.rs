@@ -96,11 +96,17 @@ async fn bootstrap(meta: &MetaNode) -> Result<(), RaftNodeError> {
 
 /// The cluster master key of this node: `<data>/master.key` (mode 0600). The first node creates it;
 /// a joining node receives it from a member over the authenticated cluster channel.
-async fn load_master_key(meta: &MetaNode, data: &std::path::Path, joining: bool) -> Result<arca_shard::MasterKey> {
+async fn load_master_key(
+    meta: &MetaNode,
+    data: &std::path::Path,
+    joining: bool,
+) -> Result<arca_shard::MasterKey> {
     let path = data.join("master.key");
     let parse = |text: &str| -> Result<arca_shard::MasterKey> {
         let bytes = hex::decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-        bytes.map(arca_shard::MasterKey::from_bytes).with_context(|| format!("master key file {} is damaged", path.display()))
+        bytes
+            .map(arca_shard::MasterKey::from_bytes)
+            .with_context(|| format!("master key file {} is damaged", path.display()))
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => return parse(&text),
@@ -115,7 +121,15 @@ async fn load_master_key(meta: &MetaNode, data: &std::path::Path, joining: bool)
         for _ in 0..100 {
             let leader = meta.raft().metrics().borrow().current_leader;
             if let Some(leader) = leader.filter(|l| *l != meta.id()) {
-                match meta.call_node(leader, arca_api::routes::KEYS_SERVICE, serde_json::Value::Null, Duration::from_secs(5)).await {
+                match meta
+                    .call_node(
+                        leader,
+                        arca_api::routes::KEYS_SERVICE,
+                        serde_json::Value::Null,
+                        Duration::from_secs(5),
+                    )
+                    .await
+                {
                     Ok(v) => {
                         fetched = v.as_str().map(str::to_string);
                         break;
@@ -260,7 +274,8 @@ pub async fn run_until(
     let objects = arca_shard::objects::Objects::from_config(&config.storage, &data)
         .context("cannot open the object store (setting storage.url, ARCA_STORAGE_URL)")?;
     println!("  object store    {}", objects.location());
-    let archive = Arc::new(arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone()));
+    let archive =
+        Arc::new(arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone()));
     let ctx = ApiContext::new(
         meta.clone(),
         VERSION.to_string(),

@@ -21,6 +21,8 @@ use arca_types::document::MessageDoc;
 
 /// Flush when this many raw bytes wait (packs of at least 8 MiB when traffic allows).
 pub const DEFAULT_FLUSH_BYTES: usize = 16 * 1024 * 1024;
+/// A group ends when no further submission arrives within this gap.
+const GROUP_GAP: Duration = Duration::from_millis(5);
 /// Flush at the latest this long after the first waiting message.
 pub const DEFAULT_FLUSH_DELAY: Duration = Duration::from_millis(300);
 
@@ -305,11 +307,13 @@ struct Flusher {
 impl Flusher {
     async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
         while let Some(first) = rx.recv().await {
+            // Group commit: keep collecting while submissions keep arriving (a gap of 5 ms ends the
+            // group), up to the size threshold or the maximum delay.
             let deadline = Instant::now() + self.flush_delay;
             let mut bytes: usize = first.messages.iter().map(|m| m.raw.len()).sum();
             let mut batch = vec![first];
             while bytes < self.flush_bytes {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.saturating_duration_since(Instant::now()).min(GROUP_GAP);
                 match tokio::time::timeout(left, rx.recv()).await {
                     Ok(Some(s)) => {
                         bytes += s.messages.iter().map(|m| m.raw.len()).sum::<usize>();
@@ -335,8 +339,9 @@ impl Flusher {
     async fn flush(&mut self, batch: &[Submission]) -> Result<Vec<Outcome>, ShardError> {
         let shard = self.shared.id;
         let messages: Vec<&Incoming> = batch.iter().flat_map(|s| s.messages.iter()).collect();
-        let owned: Vec<Incoming> = messages.iter().map(|m| (*m).clone()).collect();
-        self.staging.append(&owned)?;
+        let t0 = Instant::now();
+        self.staging.append(&messages)?;
+        let t_staging = t0.elapsed();
 
         let (mut next, sequence, head) = {
             let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
@@ -411,10 +416,13 @@ impl Flusher {
             self.shared.objects.put(&pack_key, sealed.bytes).await?;
             packs.push(PackInfo { key: pack_key, bytes, records });
         }
+        let t_pack = t0.elapsed();
         for (entry, doc) in entries.iter().zip(&docs) {
             self.index.add(entry, doc).map_err(|reason| ShardError::Index { shard, reason })?;
         }
+        let t_add = t0.elapsed();
         let files = self.index.commit().map_err(|reason| ShardError::Index { shard, reason })?;
+        let t_commit = t0.elapsed();
         let known: HashMap<String, u64> = {
             let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
             m.index_files.iter().cloned().collect()
@@ -463,6 +471,16 @@ impl Flusher {
             .map_err(|reason| ShardError::Commit { shard, reason })?;
         self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
         self.staging.clear()?;
+        tracing::debug!(
+            shard,
+            messages = outcomes.len(),
+            staging = ?t_staging,
+            pack = ?(t_pack - t_staging),
+            index_add = ?(t_add - t_pack),
+            index_commit = ?(t_commit - t_add),
+            publish = ?t0.elapsed().saturating_sub(t_commit),
+            "flushed"
+        );
         Ok(outcomes)
     }
 }
@@ -610,7 +628,7 @@ mod tests {
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
         let (mut staging, _) = Staging::open(&dir.path().join("local/staging.log")).expect("staging");
-        staging.append(&[incoming(b"left behind", 1, "Inbox")]).expect("append");
+        staging.append(&[&incoming(b"left behind", 1, "Inbox")]).expect("append");
         drop(staging);
         let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
         assert_eq!(shard.fetch(1).await.expect("fetch"), b"left behind");

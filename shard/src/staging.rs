@@ -16,9 +16,8 @@ use arca_types::document::MessageDoc;
 const MAX_STAGED: usize = 256 * 1024 * 1024;
 
 /// A message accepted for archiving, before it is in a pack.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Incoming {
-    #[serde(with = "serde_bytes_hex")]
     pub raw: Vec<u8>,
     pub doc: MessageDoc,
     pub archive: ArchiveId,
@@ -26,17 +25,59 @@ pub struct Incoming {
     pub direction: Direction,
 }
 
-mod serde_bytes_hex {
-    use serde::{Deserialize, Deserializer, Serializer};
+/// The staged form of everything but the raw bytes.
+#[derive(Serialize, Deserialize)]
+struct StagedMeta<'a> {
+    #[serde(borrow)]
+    folder: std::borrow::Cow<'a, str>,
+    archive: ArchiveId,
+    direction: Direction,
+    doc: std::borrow::Cow<'a, MessageDoc>,
+}
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
+/// Encodes one message as `meta length u32, meta JSON, raw length u32, raw`.
+fn encode(m: &Incoming, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let meta = serde_json::to_vec(&StagedMeta {
+        folder: std::borrow::Cow::Borrowed(&m.folder),
+        archive: m.archive,
+        direction: m.direction,
+        doc: std::borrow::Cow::Borrowed(&m.doc),
+    })?;
+    out.extend((meta.len() as u32).to_le_bytes());
+    out.extend(&meta);
+    out.extend((m.raw.len() as u32).to_le_bytes());
+    out.extend(&m.raw);
+    Ok(())
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        hex::decode(text).map_err(serde::de::Error::custom)
+/// Decodes the messages of one staged group.
+fn decode(mut bytes: &[u8]) -> Result<Vec<Incoming>, String> {
+    let mut out = Vec::new();
+    let take = |bytes: &mut &[u8]| -> Result<Vec<u8>, String> {
+        if bytes.len() < 4 {
+            return Err("cut short".into());
+        }
+        let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        if bytes.len() < 4 + len {
+            return Err("cut short".into());
+        }
+        let v = bytes[4..4 + len].to_vec();
+        *bytes = &bytes[4 + len..];
+        Ok(v)
+    };
+    while !bytes.is_empty() {
+        let meta = take(&mut bytes)?;
+        let raw = take(&mut bytes)?;
+        let meta: StagedMeta<'_> = serde_json::from_slice(&meta).map_err(|e| e.to_string())?;
+        out.push(Incoming {
+            raw,
+            doc: meta.doc.into_owned(),
+            archive: meta.archive,
+            folder: meta.folder.into_owned(),
+            direction: meta.direction,
+        });
     }
+    Ok(out)
 }
 
 /// Why the staging log failed; names the file.
@@ -91,8 +132,10 @@ impl Staging {
                     reason: "checksum mismatch".into(),
                 });
             }
-            let batch: Vec<Incoming> = serde_json::from_slice(payload).map_err(|e| {
-                StagingError::Corrupt { path: path.to_path_buf(), offset: pos as u64, reason: e.to_string() }
+            let batch = decode(payload).map_err(|reason| StagingError::Corrupt {
+                path: path.to_path_buf(),
+                offset: pos as u64,
+                reason,
             })?;
             pending.extend(batch);
             pos += 8 + len;
@@ -105,9 +148,12 @@ impl Staging {
     }
 
     /// Appends a group of messages and fsyncs once.
-    pub fn append(&mut self, batch: &[Incoming]) -> Result<(), StagingError> {
+    pub fn append(&mut self, batch: &[&Incoming]) -> Result<(), StagingError> {
         let io = |source| StagingError::Io { path: self.path.clone(), source };
-        let payload = serde_json::to_vec(batch).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut payload = Vec::new();
+        for m in batch {
+            encode(m, &mut payload).map_err(|e| io(std::io::Error::other(e)))?;
+        }
         let mut record = Vec::with_capacity(payload.len() + 8);
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());

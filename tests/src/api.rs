@@ -71,6 +71,40 @@ impl ApiClient {
         Ok(Answer { status, headers, body })
     }
 
+    /// POSTs a JSON text to a data API path and returns the JSON answer (HTTP 200 required).
+    pub async fn post_json(&self, path: &str, body: &str) -> Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .basic_auth(&self.user, Some(&self.password))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("HTTP {status} from {path}: {text}");
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// GETs `path` with credentials and returns the body bytes (HTTP 200 required).
+    pub async fn get_authed(&self, path: &str) -> Result<Vec<u8>> {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?.to_vec();
+        if !status.is_success() {
+            bail!("HTTP {status} from {path}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes)
+    }
+
     /// GETs `path` without credentials.
     pub async fn get(&self, path: &str) -> Result<Answer> {
         let resp = self.http.get(format!("{}{}", self.base, path)).send().await?;

@@ -1,0 +1,183 @@
+//! The public corpus through the whole stack: import with the CLI (several users, several folders),
+//! every message fetched back byte for byte, re-import adds nothing, an import killed halfway and rerun
+//! leaves every message exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use arca_tests::{ApiClient, Cluster, arca_bin};
+use serde_json::{Value, json};
+
+fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ARCA_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    dir.join("corpus/public/index.tsv").exists().then_some(dir)
+}
+
+/// path -> sha256 from the corpus index.
+fn corpus_index(shared: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(shared.join("corpus/public/index.tsv"))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            Some((cols.next()?.to_string(), cols.next()?.to_string()))
+        })
+        .collect())
+}
+
+fn import(cluster: &Cluster, source: &std::path::Path, user: &str) -> Result<Value> {
+    let out = cluster.cli(
+        0,
+        &["import", "eml", &source.display().to_string(), "--user", user, "--folder", "corpus", "--json"],
+    );
+    if !out.status.success() {
+        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Every message id in `archive`, by paging through an empty search.
+async fn all_ids(api: &ApiClient, archive: &str) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let body = json!({"q": "", "archive": archive, "limit": 1000, "cursor": cursor}).to_string();
+        let answer = api.post_json("/api/data/search", &body).await?;
+        for h in answer["hits"].as_array().context("hits")? {
+            ids.push(h["id"].as_str().context("id")?.to_string());
+        }
+        match answer["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> Result<()> {
+    let Some(shared) = shared_dir() else {
+        eprintln!("skipped: the shared corpus is not there (set ARCA_SHARED_DIR)");
+        return Ok(());
+    };
+    let index = corpus_index(&shared)?;
+    let cluster = Cluster::start(1, &[]).await?;
+    let unpacked = cluster.root().join("corpus");
+    let status = Command::new("python3")
+        .arg(shared.join("corpus/unpack"))
+        .arg(&unpacked)
+        .args(["--format", "files"])
+        .status()?;
+    assert!(status.success(), "unpacking the corpus failed");
+
+    let api = cluster.api(0);
+    let mut sources: BTreeSet<String> = BTreeSet::new();
+    for path in index.keys() {
+        sources.insert(path.split('/').next().unwrap_or_default().to_string());
+    }
+    let mut archived = 0;
+    let mut duplicates = 0;
+    for source in &sources {
+        api.ok("CreateUser", &[("userName", source.as_str()), ("privileges", "login")]).await?;
+        api.ok(
+            "SetUserPrivilegesOnFolder",
+            &[("userName", "admin"), ("folder", source.as_str()), ("privileges", "read")],
+        )
+        .await?;
+        let summary = import(&cluster, &unpacked.join(source), source)?;
+        assert_eq!(summary["refused"], json!([]), "{source}: {summary}");
+        archived += summary["archived"].as_u64().unwrap_or(0);
+        duplicates += summary["duplicates"].as_u64().unwrap_or(0);
+    }
+    let unique_per_source: usize = sources
+        .iter()
+        .map(|s| {
+            index
+                .iter()
+                .filter(|(p, _)| p.starts_with(&format!("{s}/")))
+                .map(|(_, h)| h)
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .sum();
+    assert_eq!(archived as usize, unique_per_source, "each distinct message of a source archived once");
+    assert_eq!((archived + duplicates) as usize, index.len(), "every file was read");
+
+    // Every message back, byte for byte: compare the SHA-256 of each download with the corpus index.
+    for source in &sources {
+        let expected: BTreeSet<&String> =
+            index.iter().filter(|(p, _)| p.starts_with(&format!("{source}/"))).map(|(_, h)| h).collect();
+        let ids = all_ids(&api, source).await?;
+        assert_eq!(ids.len(), expected.len(), "{source}: listed once each");
+        let mut got = BTreeSet::new();
+        for chunk in ids.chunks(16) {
+            let paths: Vec<String> = chunk.iter().map(|id| format!("/api/data/messages/{id}/raw")).collect();
+            let fetches = paths.iter().map(|p| api.get_authed(p));
+            for bytes in futures_join(fetches).await? {
+                got.insert(sha256_hex(&bytes));
+            }
+        }
+        let expected: BTreeSet<String> = expected.into_iter().cloned().collect();
+        assert_eq!(got, expected, "{source}: downloads are byte-identical to the corpus");
+    }
+
+    // Importing again adds nothing.
+    let again = import(&cluster, &unpacked.join("jfs-discussion"), "jfs-discussion")?;
+    assert_eq!(again["archived"], 0, "{again}");
+
+    // An import killed halfway and rerun ends with every message present exactly once.
+    api.ok("CreateUser", &[("userName", "killed"), ("privileges", "login")]).await?;
+    api.ok(
+        "SetUserPrivilegesOnFolder",
+        &[("userName", "admin"), ("folder", "killed"), ("privileges", "read")],
+    )
+    .await?;
+    let source = unpacked.join("spamassassin");
+    let mut child = Command::new(arca_bin())
+        .args(["import", "eml", &source.display().to_string(), "--user", "killed", "--insecure", "--json"])
+        .env("ARCA_HOST", cluster.nodes[0].api_addr())
+        .env("ARCA_PASSWORD", "admin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    child.kill()?;
+    child.wait()?;
+    let partial = all_ids(&api, "killed").await?.len();
+    let rerun = import(&cluster, &source, "killed")?;
+    let expected = index
+        .iter()
+        .filter(|(p, _)| p.starts_with("spamassassin/"))
+        .map(|(_, h)| h)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let ids = all_ids(&api, "killed").await?;
+    assert_eq!(
+        ids.len(),
+        expected,
+        "after the rerun every message is there exactly once (partial run had {partial})"
+    );
+    assert_eq!(rerun["archived"].as_u64().unwrap_or(0) as usize + partial, expected, "{rerun}");
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn futures_join<F: std::future::Future<Output = Result<Vec<u8>>>>(
+    fetches: impl Iterator<Item = F>,
+) -> Result<Vec<Vec<u8>>> {
+    let handles: Vec<F> = fetches.collect();
+    let mut out = Vec::new();
+    for r in futures::future::join_all(handles).await {
+        out.push(r?);
+    }
+    Ok(out)
+}
