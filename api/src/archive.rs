@@ -59,11 +59,16 @@ pub enum Archived {
 struct Served {
     shard: Shard,
     index: Arc<RwLock<ShardIndex>>,
+    /// False when the index files named by the manifest could not be restored: searches then list
+    /// the shard as missing until `RebuildStoreIndex` has run (invariant 5).
+    complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The archive service of this node.
 pub struct ArchiveService {
     meta: MetaNode,
+    /// Shards marked by `SelectAllStoreIndexesForRebuild`, rebuilt by `RebuildSelectedStoreIndexes`.
+    pub selected_for_rebuild: std::sync::Mutex<std::collections::BTreeSet<ShardId>>,
     objects: Objects,
     master: MasterKey,
     data_dir: PathBuf,
@@ -126,6 +131,10 @@ impl IndexSink for SearchSink {
         self.index.write().unwrap_or_else(|p| p.into_inner()).add(&e, doc).map_err(|e| e.to_string())
     }
 
+    fn reset(&mut self) -> Result<(), String> {
+        self.index.write().unwrap_or_else(|p| p.into_inner()).delete_all().map_err(|e| e.to_string())
+    }
+
     fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String> {
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
         index.commit().map_err(|e| e.to_string())?;
@@ -158,6 +167,7 @@ impl ArchiveService {
     pub fn new(meta: MetaNode, objects: Objects, master: MasterKey, data_dir: PathBuf) -> ArchiveService {
         ArchiveService {
             meta,
+            selected_for_rebuild: std::sync::Mutex::new(Default::default()),
             objects,
             master,
             data_dir,
@@ -264,7 +274,17 @@ impl ArchiveService {
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
-        self.restore_index(tenant, id, &record.manifest, &key, &index_dir).await?;
+        let complete = match self.restore_index(tenant, id, &record.manifest, &key, &index_dir).await {
+            Ok(()) => true,
+            Err(ArchiveError::Objects(ObjectError::Missing { key: missing })) => {
+                tracing::warn!(shard = id, "index file {missing} is missing: the store's index must be rebuilt");
+                std::fs::remove_dir_all(&index_dir).ok();
+                std::fs::create_dir_all(&index_dir)
+                    .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
+                false
+            }
+            Err(e) => return Err(e),
+        };
         let index =
             ShardIndex::open_or_create_in_dir(&index_dir).map_err(|e| ArchiveError::Search(e.to_string()))?;
         let index = Arc::new(RwLock::new(index));
@@ -283,7 +303,7 @@ impl ArchiveService {
             pack: PackConfig::default(),
         })
         .await?;
-        let s = Served { shard, index };
+        let s = Served { shard, index, complete: Arc::new(std::sync::atomic::AtomicBool::new(complete)) };
         served.insert(id, s.clone());
         Ok(s)
     }
@@ -406,6 +426,10 @@ impl ArchiveService {
                 limit,
                 after: cursor.as_ref().map(|c| c.for_shard(id)),
             };
+            if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
+                missing.push(id);
+                continue;
+            }
             let index = served.index.read().unwrap_or_else(|p| p.into_inner());
             match index.search(&q) {
                 Ok(page) => pages.push((id, page)),
@@ -416,6 +440,80 @@ impl ArchiveService {
             }
         }
         Ok((arca_search::merge(pages, request.sort, limit), missing))
+    }
+
+    /// The catalogue's shards of `tenant`, as `GetStores` lists them.
+    pub async fn stores(&self, tenant: &str) -> Result<Vec<arca_types::records::Shard>, ArchiveError> {
+        self.meta.linearizable().await?;
+        Ok(self.meta.with_state(|s| s.tenant(tenant).map(|t| t.shards.values().cloned().collect()))?)
+    }
+
+    /// Creates a shard with its own data key (`CreateStore`).
+    pub async fn create_store(
+        &self,
+        tenant: &str,
+        name: &str,
+        state: ShardState,
+    ) -> Result<ShardId, ArchiveError> {
+        let tenant_key = self.tenant_key(tenant).await?;
+        let w =
+            tenant_key.wrap_data_key(&DataKey::generate()).map_err(|e| ArchiveError::Keys(e.to_string()))?;
+        let wrapped_key = Some(serde_json::to_string(&w).map_err(|e| ArchiveError::Keys(e.to_string()))?);
+        match self
+            .meta
+            .write(Command::CreateShard { tenant: tenant.into(), name: name.into(), state, wrapped_key })
+            .await?
+        {
+            CommandOutput::Created(id) => Ok(id),
+            other => Err(ArchiveError::Keys(format!("unexpected answer creating a store: {other:?}"))),
+        }
+    }
+
+    /// Verifies every pack of shard `id`; `progress` receives log lines.
+    pub async fn verify_store(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        progress: impl FnMut(String),
+    ) -> Result<arca_shard::shard::ShardVerify, ArchiveError> {
+        let served = self.serve(tenant, id).await?;
+        Ok(served.shard.verify(progress).await)
+    }
+
+    /// Rebuilds shard `id`'s index from its packs; answers the number of messages indexed.
+    pub async fn rebuild_index(&self, tenant: &str, id: ShardId) -> Result<u64, ArchiveError> {
+        let served = self.serve(tenant, id).await?;
+        let limits = self.limits;
+        let parse = Box::new(move |raw: &[u8]| {
+            parse_message(raw, &limits).unwrap_or_else(|_| MessageDoc::empty(raw.len() as u64))
+        });
+        let n = served.shard.rebuild_index(parse).await?;
+        served.complete.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Documents in shard `id`'s index and files of the index.
+    pub async fn index_info(
+        &self,
+        tenant: &str,
+        id: ShardId,
+    ) -> Result<(u64, Vec<(String, u64)>), ArchiveError> {
+        let served = self.serve(tenant, id).await?;
+        let docs = served.index.read().unwrap_or_else(|p| p.into_inner()).num_docs();
+        Ok((docs, served.shard.with_manifest(|m| m.index_files.clone())))
+    }
+
+    /// Every listing entry of every shard of `tenant` (statistics, folder listings).
+    pub async fn entries(&self, tenant: &str) -> Result<Vec<(ShardId, Entry)>, ArchiveError> {
+        let mut out = Vec::new();
+        for shard in self.stores(tenant).await? {
+            if shard.manifest.is_none() || shard.state == ShardState::Disabled {
+                continue;
+            }
+            let served = self.serve(tenant, shard.id).await?;
+            out.extend(served.shard.with_manifest(|m| m.entries.clone()).into_iter().map(|e| (shard.id, e)));
+        }
+        Ok(out)
     }
 
     /// The listing entry and exact bytes of message `<shard>:<number>`.

@@ -316,6 +316,11 @@ async fn raw(
         Err(crate::archive::ArchiveError::Shard(arca_shard::shard::ShardError::NoSuchMessage { .. })) => {
             not_found()
         }
+        // A store id that does not exist is a message that does not exist: the same 404, not a 503
+        // telling which stores exist.
+        Err(crate::archive::ArchiveError::Meta(arca_raft::RaftNodeError::Meta(
+            arca_types::MetaError::NotFound { .. },
+        ))) => not_found(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

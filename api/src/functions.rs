@@ -233,7 +233,225 @@ pub async fn run(
             }
             Ok(json!({ "steps": steps }))
         }
-        other => Err(not_available(other)),
+        other => stores::run(&ctx, &tenant, other, &args, &progress).await,
+    }
+}
+
+/// The archive-store (shard) functions of OPS-02.
+mod stores {
+    use super::*;
+    use crate::archive::ArchiveService;
+    use arca_types::values::ShardState;
+
+    fn service(ctx: &ApiContext) -> Result<&ArchiveService, ApiError> {
+        ctx.archive.as_deref().ok_or_else(|| ApiError::new("archiving is not configured on this node"))
+    }
+
+    fn archive_error(e: crate::archive::ArchiveError) -> ApiError {
+        ApiError { message: "the archive store operation failed".into(), details: e.to_string() }
+    }
+
+    fn store_id(args: &Args) -> Result<u64, ApiError> {
+        let id = args.opt_i64("id").ok_or_else(|| ApiError::new("missing mandatory argument 'id'"))?;
+        u64::try_from(id).map_err(|_| MetaError::invalid("id", "must not be negative").into())
+    }
+
+    fn parse_state(text: Option<&str>, default: ShardState) -> Result<ShardState, ApiError> {
+        match text {
+            None => Ok(default),
+            Some(t) => t.parse().map_err(|e: String| MetaError::invalid("requestedState", e).into()),
+        }
+    }
+
+    /// Verifies one store, logging progress; damage is reported in the result, not as a failure.
+    async fn verify(ctx: &ApiContext, tenant: &str, id: u64, progress: &Progress) -> Result<Value, ApiError> {
+        let service = service(ctx)?;
+        progress.log(format!("Verifying store #{id}..."));
+        let report =
+            service.verify_store(tenant, id, |line| progress.log(line)).await.map_err(archive_error)?;
+        let damaged: Vec<Value> = report
+            .damaged
+            .iter()
+            .map(|d| {
+                json!({
+                    "pack": d.pack,
+                    "reason": d.reason,
+                    "messages": d.messages.iter().map(|n| format!("{id}:{n}")).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let affected: usize = report.damaged.iter().map(|d| d.messages.len()).sum();
+        progress.log(format!(
+            "store #{id}: {} packs, {} messages, {affected} affected by damage",
+            report.packs, report.messages
+        ));
+        Ok(
+            json!({"id": id, "packs": report.packs, "messages": report.messages, "intact": report.damaged.is_empty(), "damaged": damaged}),
+        )
+    }
+
+    pub(super) async fn run(
+        ctx: &ApiContext,
+        tenant: &str,
+        name: &str,
+        args: &Args,
+        progress: &Progress,
+    ) -> Result<Value, ApiError> {
+        match name {
+            "GetStores" => {
+                let include_size = args.opt_bool("includeSize").unwrap_or(true);
+                let location = service(ctx)?.objects().location().to_string();
+                let stores = service(ctx)?.stores(tenant).await.map_err(archive_error)?;
+                Ok(Value::Array(
+                    stores
+                        .iter()
+                        .map(|s| {
+                            json!({
+                                "id": s.id,
+                                "name": s.name,
+                                "type": "FileSystemInternal",
+                                "requestedState": s.state.as_str(),
+                                "databaseName": null,
+                                "databasePath": format!("{location}/tenants/{tenant}/shards/{}", s.id),
+                                "contentPath": format!("{location}/tenants/{tenant}/shards/{}/packs", s.id),
+                                "indexPath": format!("{location}/tenants/{tenant}/shards/{}/index", s.id),
+                                "messageCount": s.message_count,
+                                "size": if include_size { Some(s.byte_count) } else { None },
+                                "servingNode": s.owner_node,
+                                "epoch": s.epoch,
+                            })
+                        })
+                        .collect(),
+                ))
+            }
+            "CreateStore" => {
+                if let Some(t) = args.opt_str("type").filter(|t| *t != "FileSystemInternal") {
+                    return Err(MetaError::invalid("type", format!("store type not supported: '{t}' (Arca stores are FileSystemInternal shards on the object store)")).into());
+                }
+                let state = parse_state(args.opt_str("requestedState"), ShardState::Normal)?;
+                let id = service(ctx)?
+                    .create_store(tenant, args.str("name")?, state)
+                    .await
+                    .map_err(archive_error)?;
+                Ok(json!({ "id": id }))
+            }
+            "SetStoreRequestedState" => {
+                let state = parse_state(args.opt_str("requestedState"), ShardState::Normal)?;
+                ctx.meta
+                    .write(Command::SetShardState { tenant: tenant.into(), id: store_id(args)?, state })
+                    .await?;
+                Ok(Value::Null)
+            }
+            "RenameStore" => {
+                let cmd = Command::RenameShard {
+                    tenant: tenant.into(),
+                    id: store_id(args)?,
+                    name: args.str("name")?.into(),
+                };
+                ctx.meta.write(cmd).await?;
+                Ok(Value::Null)
+            }
+            "VerifyStore" => verify(ctx, tenant, store_id(args)?, progress).await,
+            "VerifyStores" => {
+                let stores = service(ctx)?.stores(tenant).await.map_err(archive_error)?;
+                let mut results = Vec::new();
+                for s in stores.iter().filter(|s| s.manifest.is_some() && s.state != ShardState::Disabled) {
+                    results.push(verify(ctx, tenant, s.id, progress).await?);
+                }
+                Ok(Value::Array(results))
+            }
+            "RebuildStoreIndex" => {
+                let id = store_id(args)?;
+                progress.log(format!("Rebuilding the index of store #{id} from its packs (Arca indexes whole stores; folder '{}' is covered)...", args.opt_str("folder").unwrap_or("")));
+                let n = service(ctx)?.rebuild_index(tenant, id).await.map_err(archive_error)?;
+                progress.log(format!("{n} messages indexed"));
+                Ok(json!({ "id": id, "messages": n }))
+            }
+            "SelectAllStoreIndexesForRebuild" => {
+                let stores = service(ctx)?.stores(tenant).await.map_err(archive_error)?;
+                let mut selected =
+                    service(ctx)?.selected_for_rebuild.lock().unwrap_or_else(|p| p.into_inner());
+                selected.extend(stores.iter().filter(|s| s.manifest.is_some()).map(|s| s.id));
+                Ok(Value::Null)
+            }
+            "RebuildSelectedStoreIndexes" => {
+                let selected: Vec<u64> = {
+                    let mut set =
+                        service(ctx)?.selected_for_rebuild.lock().unwrap_or_else(|p| p.into_inner());
+                    std::mem::take(&mut *set).into_iter().collect()
+                };
+                let mut done = Vec::new();
+                for id in selected {
+                    progress.log(format!("Rebuilding the index of store #{id}..."));
+                    let n = service(ctx)?.rebuild_index(tenant, id).await.map_err(archive_error)?;
+                    done.push(json!({ "id": id, "messages": n }));
+                }
+                Ok(Value::Array(done))
+            }
+            "GetStoreIndexes" => {
+                let stores = service(ctx)?.stores(tenant).await.map_err(archive_error)?;
+                let wanted = args.opt_i64("id").map(|i| i as u64);
+                let mut out = Vec::new();
+                for s in stores
+                    .iter()
+                    .filter(|s| wanted.is_none_or(|w| w == s.id))
+                    .filter(|s| s.manifest.is_some())
+                {
+                    let (docs, files) =
+                        service(ctx)?.index_info(tenant, s.id).await.map_err(archive_error)?;
+                    out.push(json!({
+                        "storeId": s.id,
+                        "documents": docs,
+                        "files": files.len(),
+                        "size": files.iter().map(|(_, n)| n).sum::<u64>(),
+                        "selectedForRebuild": service(ctx)?.selected_for_rebuild.lock().unwrap_or_else(|p| p.into_inner()).contains(&s.id),
+                    }));
+                }
+                Ok(Value::Array(out))
+            }
+            "RefreshAllStoreStatistics" => {
+                // The statistics are maintained with every committed flush (Raft counters): nothing is stale.
+                Ok(Value::Null)
+            }
+            "GetFolderStatistics" => {
+                let entries = service(ctx)?.entries(tenant).await.map_err(archive_error)?;
+                let archives: Vec<(u64, String)> = ctx.meta.with_state(|s| {
+                    s.tenant(tenant).map(|t| t.archives.values().map(|a| (a.id, a.name.clone())).collect())
+                })?;
+                let total: u64 = entries.iter().map(|(_, e)| e.size).sum();
+                let rows: Vec<Value> = archives
+                    .iter()
+                    .map(|(id, name)| {
+                        let (count, bytes) = entries
+                            .iter()
+                            .filter(|(_, e)| e.archive == *id)
+                            .fold((0u64, 0u64), |(c, b), (_, e)| (c + 1, b + e.size));
+                        json!({
+                            "folder": name,
+                            "count": count,
+                            "size": bytes,
+                            "sizeMB": (bytes as f64) / 1_048_576.0,
+                            "percentOfTotalSize": if total == 0 { 0.0 } else { bytes as f64 * 100.0 / total as f64 },
+                        })
+                    })
+                    .collect();
+                Ok(Value::Array(rows))
+            }
+            "GetMessages" => {
+                let folder = args.opt_str("folder").unwrap_or("");
+                let (archive, sub) = folder.split_once('/').unwrap_or((folder, ""));
+                let archive_id = ctx.meta.with_state(|s| s.archive_by_name(tenant, archive).map(|a| a.id))?;
+                let entries = service(ctx)?.entries(tenant).await.map_err(archive_error)?;
+                Ok(Value::Array(
+                    entries
+                        .iter()
+                        .filter(|(_, e)| e.archive == archive_id && (sub.is_empty() || e.folder == sub))
+                        .map(|(shard, e)| json!({"id": format!("{shard}:{}", e.number), "folder": e.folder, "size": e.size, "archivedAt": e.archived_at}))
+                        .collect(),
+                ))
+            }
+            other => Err(not_available(other)),
+        }
     }
 }
 

@@ -110,10 +110,10 @@ impl MetaState {
                     return Err(MetaError::not_found("tenant", tenant.as_str()));
                 };
                 let created = create_shard(t, &mut self.next_id, name, *state)?;
-                if let (CommandOutput::Created(id), Some(shard)) = (&created, wrapped_key) {
-                    if let Some(s) = t.shards.get_mut(id) {
-                        s.wrapped_key = Some(shard.clone());
-                    }
+                if let (CommandOutput::Created(id), Some(shard)) = (&created, wrapped_key)
+                    && let Some(s) = t.shards.get_mut(id)
+                {
+                    s.wrapped_key = Some(shard.clone());
                 }
                 Ok(created)
             }

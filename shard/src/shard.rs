@@ -76,6 +76,28 @@ pub trait IndexSink: Send + 'static {
     /// Makes added documents durable and searchable; returns every index file now needed, as
     /// (name, local path, size).
     fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String>;
+    /// Removes every document (before a rebuild from the packs).
+    fn reset(&mut self) -> Result<(), String>;
+}
+
+/// Turns raw bytes back into the document the index needs (a rebuild re-parses every message).
+pub type Parser = Box<dyn Fn(&[u8]) -> MessageDoc + Send>;
+
+/// A pack that failed verification and the messages it affects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedPack {
+    pub pack: String,
+    pub reason: String,
+    /// Message numbers of the shard whose bytes are in the damaged part.
+    pub messages: Vec<u64>,
+}
+
+/// The result of verifying every pack of a shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardVerify {
+    pub packs: usize,
+    pub messages: usize,
+    pub damaged: Vec<DamagedPack>,
 }
 
 /// Everything needed to serve a shard.
@@ -103,6 +125,12 @@ struct Submission {
     reply: Reply,
 }
 
+/// Work for the flusher, which owns the index writer: archiving, or rebuilding the index.
+enum Job {
+    Archive(Submission),
+    Rebuild { parse: Parser, reply: oneshot::Sender<Result<u64, String>> },
+}
+
 struct Shared {
     tenant: String,
     id: ShardId,
@@ -118,7 +146,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct Shard {
     shared: Arc<Shared>,
-    queue: mpsc::Sender<Submission>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -220,7 +248,7 @@ impl Shard {
     pub async fn archive(&self, messages: Vec<Incoming>) -> Result<Vec<Outcome>, ShardError> {
         let (reply, rx) = oneshot::channel();
         self.queue
-            .send(Submission { messages, reply })
+            .send(Job::Archive(Submission { messages, reply }))
             .await
             .map_err(|_| ShardError::Closed(self.shared.id))?;
         let answer = rx.await.map_err(|_| ShardError::Closed(self.shared.id))?;
@@ -282,6 +310,53 @@ impl Shard {
         }
     }
 
+    /// Rebuilds the full-text index from the packs (every message re-read and re-parsed) and publishes it
+    /// with a new manifest; answers the number of messages indexed.
+    pub async fn rebuild_index(&self, parse: Parser) -> Result<u64, ShardError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .send(Job::Rebuild { parse, reply })
+            .await
+            .map_err(|_| ShardError::Closed(self.shared.id))?;
+        let answer = rx.await.map_err(|_| ShardError::Closed(self.shared.id))?;
+        answer.map_err(|reason| ShardError::Index { shard: self.shared.id, reason })
+    }
+
+    /// Checks every pack the manifest names (each record's checksum and the footer), reporting missing
+    /// or damaged packs with the messages they affect (invariant 4).
+    pub async fn verify(&self, mut progress: impl FnMut(String)) -> ShardVerify {
+        let (packs, entries) = self.with_manifest(|m| (m.packs.clone(), m.entries.clone()));
+        let mut report = ShardVerify { packs: packs.len(), messages: entries.len(), damaged: Vec::new() };
+        for (i, pack) in packs.iter().enumerate() {
+            let in_pack = |records: Option<&[u64]>| -> Vec<u64> {
+                entries
+                    .iter()
+                    .filter(|e| {
+                        e.content.pack == pack.key && records.is_none_or(|r| r.contains(&e.content.record))
+                    })
+                    .map(|e| e.number)
+                    .collect()
+            };
+            let id: Option<PackId> = pack.key.rsplit('/').next().and_then(|s| s.parse().ok());
+            let damage = match (self.shared.objects.get(&pack.key).await, id) {
+                (Err(e), _) => Some((format!("cannot read the pack: {e}"), in_pack(None))),
+                (Ok(_), None) => Some(("the object key names no pack id".to_string(), in_pack(None))),
+                (Ok(bytes), Some(id)) => match crate::pack::verify_pack(&self.shared.key, id, &bytes) {
+                    Err(e) => Some((e.to_string(), in_pack(None))),
+                    Ok(r) if r.is_intact() => None,
+                    Ok(r) if r.whole_pack_affected() => Some((r.to_string(), in_pack(None))),
+                    Ok(r) => Some((r.to_string(), in_pack(Some(&r.affected_messages())))),
+                },
+            };
+            if let Some((reason, messages)) = damage {
+                progress(format!("pack {} is damaged: {} messages affected", pack.key, messages.len()));
+                report.damaged.push(DamagedPack { pack: pack.key.clone(), reason, messages });
+            }
+            progress(format!("  {} of {} packs verified...", i + 1, packs.len()));
+        }
+        report
+    }
+
     /// The exact original bytes of message `number`, checked against its SHA-256 (invariant 4).
     pub async fn fetch(&self, number: u64) -> Result<Vec<u8>, ShardError> {
         let entry = self.entry(number).ok_or(ShardError::NoSuchMessage { shard: self.shared.id, number })?;
@@ -305,8 +380,24 @@ struct Flusher {
 }
 
 impl Flusher {
-    async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
-        while let Some(first) = rx.recv().await {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut held: Option<Job> = None;
+        loop {
+            let job = match held.take() {
+                Some(j) => j,
+                None => match rx.recv().await {
+                    Some(j) => j,
+                    None => return,
+                },
+            };
+            let first = match job {
+                Job::Rebuild { parse, reply } => {
+                    let answer = self.rebuild(parse).await.map_err(|e| e.to_string());
+                    let _ = reply.send(answer);
+                    continue;
+                }
+                Job::Archive(s) => s,
+            };
             // Group commit: keep collecting while submissions keep arriving (a gap of 5 ms ends the
             // group), up to the size threshold or the maximum delay.
             let deadline = Instant::now() + self.flush_delay;
@@ -315,9 +406,13 @@ impl Flusher {
             while bytes < self.flush_bytes {
                 let left = deadline.saturating_duration_since(Instant::now()).min(GROUP_GAP);
                 match tokio::time::timeout(left, rx.recv()).await {
-                    Ok(Some(s)) => {
+                    Ok(Some(Job::Archive(s))) => {
                         bytes += s.messages.iter().map(|m| m.raw.len()).sum::<usize>();
                         batch.push(s);
+                    }
+                    Ok(Some(other)) => {
+                        held = Some(other);
+                        break;
                     }
                     Ok(None) | Err(_) => break,
                 }
@@ -336,6 +431,81 @@ impl Flusher {
         }
     }
 
+    /// Commits the index, uploads its new files, writes the manifest delta naming `packs` and `entries`
+    /// and the index, commits it through the catalogue (fenced by epoch), and applies it locally.
+    async fn publish(&mut self, packs: Vec<PackInfo>, entries: Vec<Entry>) -> Result<(), ShardError> {
+        let shard = self.shared.id;
+        let (sequence, head) = {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            (m.sequence + 1, m.head.clone())
+        };
+        let files = self.index.commit().map_err(|reason| ShardError::Index { shard, reason })?;
+        let known: HashMap<String, u64> = {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            m.index_files.iter().cloned().collect()
+        };
+        let mut index_files = Vec::new();
+        let mut index_meta = None;
+        for (name, path, size) in files {
+            if name == "meta.json" {
+                let text = std::fs::read_to_string(&path).map_err(|e| ShardError::Index {
+                    shard,
+                    reason: format!("cannot read index file {}: {e}", path.display()),
+                })?;
+                index_meta = Some(text);
+                continue;
+            }
+            if known.get(&name) != Some(&size) {
+                let bytes = std::fs::read(&path).map_err(|e| ShardError::Index {
+                    shard,
+                    reason: format!("cannot read index file {}: {e}", path.display()),
+                })?;
+                self.shared.objects.put(&self.shared.keys.index_file(&name), bytes).await?;
+            }
+            index_files.push((name, size));
+        }
+        let delta = ManifestDelta {
+            epoch: self.shared.epoch,
+            sequence,
+            previous: head,
+            packs,
+            entries,
+            index_files,
+            index_meta,
+        };
+        let key = self.shared.keys.manifest(self.shared.epoch, sequence);
+        let sealed = seal_manifest(&self.shared.key, &key, &delta)
+            .map_err(|reason| ShardError::Manifest { shard, key: key.clone(), reason })?;
+        self.shared.objects.put(&key, sealed).await?;
+        let counters = {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            let (count, bytes) = m.counters();
+            (count + delta.entries.len() as u64, bytes + delta.entries.iter().map(|e| e.size).sum::<u64>())
+        };
+        self.catalog
+            .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
+            .await
+            .map_err(|reason| ShardError::Commit { shard, reason })?;
+        self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
+        Ok(())
+    }
+
+    /// Re-indexes every message from the packs, then publishes the new index files.
+    async fn rebuild(&mut self, parse: Parser) -> Result<u64, ShardError> {
+        let shard = self.shared.id;
+        let reader = Shard { shared: self.shared.clone(), queue: mpsc::channel(1).0 };
+        let entries = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).entries.clone();
+        self.index.reset().map_err(|reason| ShardError::Index { shard, reason })?;
+        for entry in &entries {
+            let raw = reader.fetch(entry.number).await?;
+            let doc = parse(&raw);
+            self.index.add(entry, &doc).map_err(|reason| ShardError::Index { shard, reason })?;
+        }
+        self.publish(Vec::new(), Vec::new()).await?;
+        tracing::info!(shard, messages = entries.len(), "rebuilt the index from the packs");
+        Ok(entries.len() as u64)
+    }
+
     async fn flush(&mut self, batch: &[Submission]) -> Result<Vec<Outcome>, ShardError> {
         let shard = self.shared.id;
         let messages: Vec<&Incoming> = batch.iter().flat_map(|s| s.messages.iter()).collect();
@@ -343,13 +513,10 @@ impl Flusher {
         self.staging.append(&messages)?;
         let t_staging = t0.elapsed();
 
-        let (mut next, sequence, head) = {
-            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
-            (m.next_number(), m.sequence + 1, m.head.clone())
-        };
+        let mut next = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).next_number();
         let pack_id = PackId::random();
         let pack_key = self.shared.keys.pack(&pack_id.to_string());
-        let mut writer = PackWriter::new(&self.shared.key, pack_id, self.pack.clone())
+        let mut writer = PackWriter::new(&self.shared.key, pack_id, self.pack)
             .map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
         let archived_at = now_unix();
         let mut outcomes = Vec::with_capacity(messages.len());
@@ -421,55 +588,8 @@ impl Flusher {
             self.index.add(entry, doc).map_err(|reason| ShardError::Index { shard, reason })?;
         }
         let t_add = t0.elapsed();
-        let files = self.index.commit().map_err(|reason| ShardError::Index { shard, reason })?;
-        let t_commit = t0.elapsed();
-        let known: HashMap<String, u64> = {
-            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
-            m.index_files.iter().cloned().collect()
-        };
-        let mut index_files = Vec::new();
-        let mut index_meta = None;
-        for (name, path, size) in files {
-            if name == "meta.json" {
-                let text = std::fs::read_to_string(&path).map_err(|e| ShardError::Index {
-                    shard,
-                    reason: format!("cannot read index file {}: {e}", path.display()),
-                })?;
-                index_meta = Some(text);
-                continue;
-            }
-            if known.get(&name) != Some(&size) {
-                let bytes = std::fs::read(&path).map_err(|e| ShardError::Index {
-                    shard,
-                    reason: format!("cannot read index file {}: {e}", path.display()),
-                })?;
-                self.shared.objects.put(&self.shared.keys.index_file(&name), bytes).await?;
-            }
-            index_files.push((name, size));
-        }
-        let delta = ManifestDelta {
-            epoch: self.shared.epoch,
-            sequence,
-            previous: head,
-            packs,
-            entries,
-            index_files,
-            index_meta,
-        };
-        let key = self.shared.keys.manifest(self.shared.epoch, sequence);
-        let sealed = seal_manifest(&self.shared.key, &key, &delta)
-            .map_err(|reason| ShardError::Manifest { shard, key: key.clone(), reason })?;
-        self.shared.objects.put(&key, sealed).await?;
-        let counters = {
-            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
-            let (count, bytes) = m.counters();
-            (count + delta.entries.len() as u64, bytes + delta.entries.iter().map(|e| e.size).sum::<u64>())
-        };
-        self.catalog
-            .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
-            .await
-            .map_err(|reason| ShardError::Commit { shard, reason })?;
-        self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
+        self.publish(packs, entries).await?;
+        let t_publish = t0.elapsed();
         self.staging.clear()?;
         tracing::debug!(
             shard,
@@ -477,8 +597,7 @@ impl Flusher {
             staging = ?t_staging,
             pack = ?(t_pack - t_staging),
             index_add = ?(t_add - t_pack),
-            index_commit = ?(t_commit - t_add),
-            publish = ?t0.elapsed().saturating_sub(t_commit),
+            publish = ?(t_publish - t_add),
             "flushed"
         );
         Ok(outcomes)
@@ -533,6 +652,10 @@ mod tests {
     impl IndexSink for CountingIndex {
         fn add(&mut self, _entry: &Entry, _doc: &MessageDoc) -> Result<(), String> {
             self.docs += 1;
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), String> {
+            self.docs = 0;
             Ok(())
         }
         fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String> {
@@ -632,5 +755,43 @@ mod tests {
         drop(staging);
         let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
         assert_eq!(shard.fetch(1).await.expect("fetch"), b"left behind");
+    }
+
+    #[tokio::test]
+    async fn verify_names_the_messages_of_a_damaged_or_missing_pack_and_rebuild_reindexes_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let shard =
+            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        shard.archive(vec![incoming(b"one", 1, "A"), incoming(b"two", 1, "A")]).await.expect("first pack");
+        shard.archive(vec![incoming(b"three", 1, "A")]).await.expect("second pack");
+        assert!(shard.verify(|_| {}).await.damaged.is_empty());
+        let packs = shard.with_manifest(|m| m.packs.clone());
+        assert_eq!(packs.len(), 2);
+
+        let first = dir.path().join("objects").join(&packs[0].key);
+        let mut bytes = std::fs::read(&first).expect("pack file");
+        bytes[30] ^= 0x01;
+        std::fs::write(&first, &bytes).expect("write");
+        let second = dir.path().join("objects").join(&packs[1].key);
+        std::fs::remove_file(&second).expect("remove");
+        let report = shard.verify(|_| {}).await;
+        let damaged: Vec<(String, Vec<u64>)> =
+            report.damaged.iter().map(|d| (d.pack.clone(), d.messages.clone())).collect();
+        assert_eq!(
+            damaged,
+            vec![(packs[0].key.clone(), vec![1, 2]), (packs[1].key.clone(), vec![3])],
+            "{report:?}"
+        );
+        assert!(shard.fetch(1).await.is_err(), "damaged bytes are never served");
+
+        std::fs::write(&first, {
+            bytes[30] ^= 0x01;
+            &bytes
+        })
+        .expect("repair");
+        let err = shard.rebuild_index(Box::new(|raw| MessageDoc::empty(raw.len() as u64))).await;
+        assert!(err.is_err(), "a rebuild cannot read the missing pack and says so");
     }
 }

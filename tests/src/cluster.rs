@@ -53,6 +53,11 @@ impl NodeHandle {
         }
     }
 
+    /// The operating-system process id of a process node while it runs (None in-process or stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The node's log (processes only).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
