@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::future::BoxFuture;
 
 use arca_ingest::{Limits, parse_message};
@@ -43,8 +45,19 @@ impl From<MetaError> for ArchiveError {
     }
 }
 
+/// The service name under which nodes forward shard operations to the node serving the shard.
+pub const ARCHIVE_SERVICE: &str = "archive.shard";
+
+/// A shard operation forwarded to the node that serves the shard.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Remote {
+    Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String)> },
+    Search { tenant: String, shard: ShardId, query: ShardQuery },
+    Fetch { tenant: String, shard: ShardId, number: u64 },
+}
+
 /// What happened to one message handed to [`ArchiveService::archive`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Archived {
     /// Stored as `<shard>:<number>`.
     New { shard: ShardId, number: u64 },
@@ -277,7 +290,10 @@ impl ArchiveService {
         let complete = match self.restore_index(tenant, id, &record.manifest, &key, &index_dir).await {
             Ok(()) => true,
             Err(ArchiveError::Objects(ObjectError::Missing { key: missing })) => {
-                tracing::warn!(shard = id, "index file {missing} is missing: the store's index must be rebuilt");
+                tracing::warn!(
+                    shard = id,
+                    "index file {missing} is missing: the store's index must be rebuilt"
+                );
                 std::fs::remove_dir_all(&index_dir).ok();
                 std::fs::create_dir_all(&index_dir)
                     .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
@@ -342,8 +358,46 @@ impl ArchiveService {
         Ok(())
     }
 
+    /// The node serving shard `id` when it is another live member; `None` when this node serves it
+    /// (or should take it over: unassigned, or its node left the cluster).
+    async fn remote_owner(
+        &self,
+        tenant: &str,
+        id: ShardId,
+    ) -> Result<Option<arca_types::NodeId>, ArchiveError> {
+        if self.served.lock().await.contains_key(&id) {
+            return Ok(None);
+        }
+        self.meta.linearizable().await?;
+        let owner = self.meta.with_state(|s| {
+            s.tenant(tenant).ok().and_then(|t| t.shards.get(&id)).and_then(|sh| sh.owner_node)
+        });
+        let me = self.meta.id();
+        let members: Vec<arca_types::NodeId> = self
+            .meta
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        Ok(owner.filter(|o| *o != me && members.contains(o)))
+    }
+
+    async fn forward(
+        &self,
+        node: arca_types::NodeId,
+        request: &Remote,
+    ) -> Result<serde_json::Value, ArchiveError> {
+        let payload = serde_json::to_value(request).map_err(|e| ArchiveError::Search(e.to_string()))?;
+        Ok(self.meta.call_node(node, ARCHIVE_SERVICE, payload, std::time::Duration::from_secs(300)).await?)
+    }
+
     /// Parses and archives raw messages into archive `archive` of `tenant`, each in its folder (path
-    /// below the archive's top-level folder); answers once every message is durable or refused.
+    /// below the archive's top-level folder); answers once every message is durable or refused. The
+    /// work goes to the node serving the tenant's current shard.
     pub async fn archive(
         &self,
         tenant: &str,
@@ -351,6 +405,27 @@ impl ArchiveService {
         messages: Vec<(String, Vec<u8>)>,
     ) -> Result<Vec<Archived>, ArchiveError> {
         let id = self.current_shard(tenant).await?;
+        if let Some(node) = self.remote_owner(tenant, id).await? {
+            let encoded = messages.iter().map(|(f, raw)| (f.clone(), BASE64.encode(raw))).collect();
+            let answer = self
+                .forward(
+                    node,
+                    &Remote::Archive { tenant: tenant.into(), shard: id, archive, messages: encoded },
+                )
+                .await?;
+            return serde_json::from_value(answer)
+                .map_err(|e| ArchiveError::Search(format!("forwarded archive answer: {e}")));
+        }
+        self.archive_local(tenant, id, archive, messages).await
+    }
+
+    async fn archive_local(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        archive: ArchiveId,
+        messages: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<Archived>, ArchiveError> {
         let served = self.serve(tenant, id).await?;
         let mut results = vec![None; messages.len()];
         let mut incoming = Vec::new();
@@ -365,7 +440,16 @@ impl ArchiveService {
             }
         }
         if !incoming.is_empty() {
-            let outcomes = served.shard.archive(incoming).await?;
+            let outcomes = match served.shard.archive(incoming).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // A fenced (stale) writer must not stay cached: the next call re-resolves the owner.
+                    if matches!(e, ShardError::Commit { .. }) {
+                        self.served.lock().await.remove(&id);
+                    }
+                    return Err(e.into());
+                }
+            };
             for (slot, outcome) in slots.into_iter().zip(outcomes) {
                 results[slot] = Some(match outcome {
                     Outcome::Archived(number) => Archived::New { shard: id, number },
@@ -377,6 +461,61 @@ impl ArchiveService {
             .into_iter()
             .map(|r| r.unwrap_or(Archived::Refused { reason: "not processed".into() }))
             .collect())
+    }
+
+    /// One shard's page for `query`, here or on the node serving the shard.
+    async fn search_shard(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        query: ShardQuery,
+    ) -> Result<arca_search::ShardPage, ArchiveError> {
+        if let Some(node) = self.remote_owner(tenant, id).await? {
+            let answer =
+                self.forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query }).await?;
+            return serde_json::from_value(answer)
+                .map_err(|e| ArchiveError::Search(format!("forwarded search answer: {e}")));
+        }
+        self.search_local(tenant, id, &query).await
+    }
+
+    async fn search_local(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        query: &ShardQuery,
+    ) -> Result<arca_search::ShardPage, ArchiveError> {
+        let served = self.serve(tenant, id).await?;
+        if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ArchiveError::Search(format!("store {id} has no complete index (rebuild it)")));
+        }
+        let index = served.index.read().unwrap_or_else(|p| p.into_inner());
+        index.search(query).map_err(|e| ArchiveError::Search(e.to_string()))
+    }
+
+    /// Serves a request another node forwarded because this node serves the shard.
+    pub async fn handle_remote(&self, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let request: Remote = serde_json::from_value(payload).map_err(|e| e.to_string())?;
+        let answer = match request {
+            Remote::Archive { tenant, shard, archive, messages } => {
+                let mut decoded = Vec::with_capacity(messages.len());
+                for (folder, b64) in messages {
+                    decoded.push((folder, BASE64.decode(b64).map_err(|e| e.to_string())?));
+                }
+                serde_json::to_value(
+                    self.archive_local(&tenant, shard, archive, decoded).await.map_err(|e| e.to_string())?,
+                )
+            }
+            Remote::Search { tenant, shard, query } => serde_json::to_value(
+                self.search_local(&tenant, shard, &query).await.map_err(|e| e.to_string())?,
+            ),
+            Remote::Fetch { tenant, shard, number } => {
+                let (entry, raw) =
+                    self.fetch_local(&tenant, shard, number).await.map_err(|e| e.to_string())?;
+                serde_json::to_value((entry, BASE64.encode(raw)))
+            }
+        };
+        answer.map_err(|e| e.to_string())
     }
 
     /// Searches every shard of `tenant` within `scopes`; shards that fail are listed, not hidden.
@@ -410,14 +549,6 @@ impl ArchiveService {
         let mut pages = Vec::new();
         let mut missing = Vec::new();
         for id in shards {
-            let served = match self.serve(tenant, id).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(shard = id, "store not searchable: {e}");
-                    missing.push(id);
-                    continue;
-                }
-            };
             let q = ShardQuery {
                 query: request.query.clone(),
                 filters: filters.clone(),
@@ -426,15 +557,10 @@ impl ArchiveService {
                 limit,
                 after: cursor.as_ref().map(|c| c.for_shard(id)),
             };
-            if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
-                missing.push(id);
-                continue;
-            }
-            let index = served.index.read().unwrap_or_else(|p| p.into_inner());
-            match index.search(&q) {
+            match self.search_shard(tenant, id, q).await {
                 Ok(page) => pages.push((id, page)),
                 Err(e) => {
-                    tracing::warn!(shard = id, "search failed: {e}");
+                    tracing::warn!(shard = id, "store did not answer the search: {e}");
                     missing.push(id);
                 }
             }
@@ -516,8 +642,24 @@ impl ArchiveService {
         Ok(out)
     }
 
-    /// The listing entry and exact bytes of message `<shard>:<number>`.
+    /// The listing entry and exact bytes of message `<shard>:<number>`, from the node serving the shard.
     pub async fn fetch(
+        &self,
+        tenant: &str,
+        shard: ShardId,
+        number: u64,
+    ) -> Result<(Entry, Vec<u8>), ArchiveError> {
+        if let Some(node) = self.remote_owner(tenant, shard).await? {
+            let answer = self.forward(node, &Remote::Fetch { tenant: tenant.into(), shard, number }).await?;
+            let (entry, b64): (Entry, String) = serde_json::from_value(answer)
+                .map_err(|e| ArchiveError::Search(format!("forwarded fetch answer: {e}")))?;
+            let raw = BASE64.decode(b64).map_err(|e| ArchiveError::Search(e.to_string()))?;
+            return Ok((entry, raw));
+        }
+        self.fetch_local(tenant, shard, number).await
+    }
+
+    async fn fetch_local(
         &self,
         tenant: &str,
         shard: ShardId,

@@ -272,6 +272,10 @@ impl arca_raft::AppHandler for Forwarded {
         let ctx = self.0.upgrade();
         Box::pin(async move {
             let ctx = ctx.ok_or("the API of this node is shutting down")?;
+            if service == crate::archive::ARCHIVE_SERVICE {
+                let archive = ctx.archive.clone().ok_or("this node has no archive service")?;
+                return archive.handle_remote(payload).await;
+            }
             if service == KEYS_SERVICE {
                 let archive = ctx.archive.as_ref().ok_or("this node has no archive service")?;
                 return Ok(Value::String(archive.master_key_hex()));

@@ -42,7 +42,7 @@ use crate::schema::{Fields, PartyFields, folder_term, priority_code};
 use crate::tokenizer::{Unit, analyze_query_word, nfc};
 
 /// The advanced-search filters with dates resolved to Unix ranges; what a shard runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedFilters {
     pub targets: TextTargets,
     pub folder: Option<FolderFilter>,
@@ -88,7 +88,7 @@ impl ResolvedFilters {
 }
 
 /// A part of the shard the caller may read: a whole archive, or one folder and everything below it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scope {
     pub archive: ArchiveId,
     /// `None` = the whole archive; `Some(path)` = that folder and its descendants.

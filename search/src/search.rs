@@ -33,7 +33,7 @@ use crate::schema::{names, priority_from_code};
 use crate::tokenizer::{Unit, analyze, analyze_query_word, fold, nfc};
 
 /// A sort value: the message date (Unix seconds) or a lower-cased string key (party, subject).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SortValue {
     Date(i64),
     Text(String),
@@ -41,7 +41,7 @@ pub enum SortValue {
 
 /// The cursor's place among hits of its sort value, compared with a hit's (number, archive) in natural
 /// order; the requested direction then applies to (value, tie) as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Tie {
     /// Before every (number, archive): ascending, every hit of the value follows; descending, none.
     First,
@@ -52,14 +52,14 @@ pub enum Tie {
 }
 
 /// A search-after position within one shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShardCursor {
     pub value: SortValue,
     pub tie: Tie,
 }
 
 /// A search of one shard.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShardQuery {
     pub query: Query,
     pub filters: ResolvedFilters,
@@ -73,7 +73,7 @@ pub struct ShardQuery {
 }
 
 /// Which stored string a highlight range refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum HighlightField {
     Subject,
     From,
@@ -81,7 +81,7 @@ pub enum HighlightField {
 }
 
 /// A matched term in a stored string: byte range `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Highlight {
     pub field: HighlightField,
     pub start: usize,
@@ -89,7 +89,7 @@ pub struct Highlight {
 }
 
 /// One hit with what the result list shows (SRCH-05), read from the index alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShardHit {
     pub number: u64,
     pub archive: ArchiveId,
@@ -124,7 +124,7 @@ impl ShardHit {
 }
 
 /// One page of a shard's hits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShardPage {
     pub hits: Vec<ShardHit>,
     /// Hits of the query in the shard, regardless of the cursor.

@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 fn fixture(dir: &Path, n: usize) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     for i in 0..n {
-        let who = ["Anna Meier <anna@example.com>", "Bernd Meyer <bernd@firma.de>", "Carla Maier <carla@example.org>"][i % 3];
+        let who = [
+            "Anna Meier <anna@example.com>",
+            "Bernd Meyer <bernd@firma.de>",
+            "Carla Maier <carla@example.org>",
+        ][i % 3];
         let subject = ["Rechnung März", "Daily Update", "Microsoft Windows news", "Auto repair"][i % 4];
         let text = format!(
             "From: {who}\r\nTo: team@example.com\r\nSubject: {subject} {i}\r\nDate: Mon, {} Jan 2024 10:00:00 +0000\r\nMessage-ID: <m{i}@example.com>\r\n\r\nBody number {i} mentions vorname.nachname and ZDNet.\r\n",
@@ -24,11 +28,31 @@ fn fixture(dir: &Path, n: usize) -> Result<()> {
 }
 
 async fn ids(api: &ApiClient, q: &str) -> Result<Vec<String>> {
-    let answer = api.post_json("/api/data/search", &json!({"q": q, "limit": 1000, "sort": "subject", "asc": true}).to_string()).await?;
-    Ok(answer["hits"].as_array().context("hits")?.iter().filter_map(|h| h["id"].as_str().map(str::to_string)).collect())
+    let answer = api
+        .post_json(
+            "/api/data/search",
+            &json!({"q": q, "limit": 1000, "sort": "subject", "asc": true}).to_string(),
+        )
+        .await?;
+    Ok(answer["hits"]
+        .as_array()
+        .context("hits")?
+        .iter()
+        .filter_map(|h| h["id"].as_str().map(str::to_string))
+        .collect())
 }
 
-const QUERIES: &[&str] = &["", "Rechnung", "\"Daily Update\"", "Auto*", "*example.com", "Me?er", "from:anna@example.com", "ZDNet -Windows", "subject:news"];
+const QUERIES: &[&str] = &[
+    "",
+    "Rechnung",
+    "\"Daily Update\"",
+    "Auto*",
+    "*example.com",
+    "Me?er",
+    "from:anna@example.com",
+    "ZDNet -Windows",
+    "subject:news",
+];
 
 async fn answers(api: &ApiClient) -> Result<Vec<Vec<String>>> {
     let mut out = Vec::new();
@@ -69,14 +93,19 @@ async fn deleted_index_is_rebuilt_from_packs_with_the_same_answers() -> Result<(
     cluster.restart(0).await?;
     let api = cluster.api(0);
     let partial = api.post_json("/api/data/search", &json!({"q": "Rechnung"}).to_string()).await?;
-    assert_eq!(partial["missingShards"], json!([id]), "a store without its index is named, not hidden: {partial}");
+    assert_eq!(
+        partial["missingShards"],
+        json!([id]),
+        "a store without its index is named, not hidden: {partial}"
+    );
 
     let rebuilt = api.ok("RebuildStoreIndex", &[("id", &id.to_string()), ("folder", "admin")]).await;
     let rebuilt = match rebuilt {
         Ok(r) => r,
         Err(_) => {
             // Longer than invoke_wait: poll the token until it finishes.
-            let env = api.invoke("RebuildStoreIndex", &[("id", &id.to_string()), ("folder", "admin")]).await?;
+            let env =
+                api.invoke("RebuildStoreIndex", &[("id", &id.to_string()), ("folder", "admin")]).await?;
             wait_done(&api, env).await?
         }
     };
@@ -93,7 +122,10 @@ async fn wait_done(api: &ApiClient, mut env: Value) -> Result<Value> {
         let token = env["token"].as_str().context("token")?.to_string();
         let version = env["statusVersion"].as_u64().unwrap_or(0).to_string();
         env = api
-            .envelope("/api/get-status", &[("token", &token), ("lastKnownStatusVersion", &version), ("millisecondsTimeout", "1000")])
+            .envelope(
+                "/api/get-status",
+                &[("token", &token), ("lastKnownStatusVersion", &version), ("millisecondsTimeout", "1000")],
+            )
             .await?;
     }
     anyhow::bail!("call did not finish: {env}")
@@ -122,8 +154,9 @@ async fn verify_store_names_the_messages_of_a_flipped_byte_and_of_a_missing_pack
     let intact = api.ok("VerifyStore", &[("id", &id.to_string())]).await?;
     assert_eq!(intact["intact"], true, "{intact}");
 
-    let mut packs: Vec<PathBuf> =
-        std::fs::read_dir(shard_dir(&cluster, id).join("packs"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(shard_dir(&cluster, id).join("packs"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     packs.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
     assert!(packs.len() >= 2, "two imports make two packs: {packs:?}");
     let mut bytes = std::fs::read(&packs[1])?;
@@ -138,7 +171,10 @@ async fn verify_store_names_the_messages_of_a_flipped_byte_and_of_a_missing_pack
     assert_eq!(damaged.len(), 2, "{report}");
     let affected: usize = damaged.iter().map(|d| d["messages"].as_array().map(Vec::len).unwrap_or(0)).sum();
     assert!(affected >= 20, "the messages of the damaged block and of the missing pack are named: {report}");
-    let missing = damaged.iter().find(|d| d["reason"].as_str().is_some_and(|r| r.contains("cannot read"))).context("missing pack")?;
+    let missing = damaged
+        .iter()
+        .find(|d| d["reason"].as_str().is_some_and(|r| r.contains("cannot read")))
+        .context("missing pack")?;
     let one = missing["messages"][0].as_str().context("an id")?;
     let fetch = api.get_authed(&format!("/api/data/messages/{one}/raw")).await;
     assert!(fetch.is_err(), "a message whose pack is gone is reported, never served");
