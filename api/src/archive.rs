@@ -51,9 +51,18 @@ pub const ARCHIVE_SERVICE: &str = "archive.shard";
 /// A shard operation forwarded to the node that serves the shard.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Remote {
-    Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String)> },
+    Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String, bool)> },
     Search { tenant: String, shard: ShardId, query: ShardQuery },
     Fetch { tenant: String, shard: ShardId, number: u64 },
+}
+
+/// A message to archive: its folder (below the archive's top-level folder), bytes, and whether the
+/// archive's owner sent it (part of its identity, and of the "other party" for sorting).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub folder: String,
+    pub raw: Vec<u8>,
+    pub sent: bool,
 }
 
 /// What happened to one message handed to [`ArchiveService::archive`].
@@ -402,11 +411,12 @@ impl ArchiveService {
         &self,
         tenant: &str,
         archive: ArchiveId,
-        messages: Vec<(String, Vec<u8>)>,
+        messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
         let id = self.current_shard(tenant).await?;
         if let Some(node) = self.remote_owner(tenant, id).await? {
-            let encoded = messages.iter().map(|(f, raw)| (f.clone(), BASE64.encode(raw))).collect();
+            let encoded =
+                messages.iter().map(|m| (m.folder.clone(), BASE64.encode(&m.raw), m.sent)).collect();
             let answer = self
                 .forward(
                     node,
@@ -424,16 +434,17 @@ impl ArchiveService {
         tenant: &str,
         id: ShardId,
         archive: ArchiveId,
-        messages: Vec<(String, Vec<u8>)>,
+        messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
         let served = self.serve(tenant, id).await?;
         let mut results = vec![None; messages.len()];
         let mut incoming = Vec::new();
         let mut slots = Vec::new();
-        for (i, (folder, raw)) in messages.into_iter().enumerate() {
+        for (i, NewMessage { folder, raw, sent }) in messages.into_iter().enumerate() {
             match parse_message(&raw, &self.limits) {
                 Ok(doc) => {
-                    incoming.push(Incoming { raw, doc, archive, folder, direction: Direction::Received });
+                    let direction = if sent { Direction::Sent } else { Direction::Received };
+                    incoming.push(Incoming { raw, doc, archive, folder, direction });
                     slots.push(i);
                 }
                 Err(refused) => results[i] = Some(Archived::Refused { reason: refused.reason }),
@@ -499,8 +510,12 @@ impl ArchiveService {
         let answer = match request {
             Remote::Archive { tenant, shard, archive, messages } => {
                 let mut decoded = Vec::with_capacity(messages.len());
-                for (folder, b64) in messages {
-                    decoded.push((folder, BASE64.decode(b64).map_err(|e| e.to_string())?));
+                for (folder, b64, sent) in messages {
+                    decoded.push(NewMessage {
+                        folder,
+                        raw: BASE64.decode(b64).map_err(|e| e.to_string())?,
+                        sent,
+                    });
                 }
                 serde_json::to_value(
                     self.archive_local(&tenant, shard, archive, decoded).await.map_err(|e| e.to_string())?,
@@ -566,6 +581,18 @@ impl ArchiveService {
             }
         }
         Ok((arca_search::merge(pages, request.sort, limit), missing))
+    }
+
+    /// The parties of a message as lower-cased addresses: (sender, recipients).
+    pub fn parties(&self, raw: &[u8]) -> (Vec<String>, Vec<String>) {
+        let Ok(doc) = parse_message(raw, &self.limits) else { return (Vec::new(), Vec::new()) };
+        let lower = |list: &[arca_types::document::Address]| -> Vec<String> {
+            list.iter().filter_map(|a| a.address.as_ref().map(|x| x.to_lowercase())).collect()
+        };
+        let mut recipients = lower(&doc.to);
+        recipients.extend(lower(&doc.cc));
+        recipients.extend(lower(&doc.bcc));
+        (lower(&doc.from), recipients)
     }
 
     /// The catalogue's shards of `tenant`, as `GetStores` lists them.

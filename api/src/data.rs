@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ApiContext;
-use crate::archive::Archived;
+use crate::archive::{Archived, NewMessage};
 use crate::auth::{Caller, Denied};
 use crate::listener::PeerAddr;
 use arca_search::{Scope, parse_query};
@@ -30,6 +30,7 @@ pub fn router() -> Router<Arc<ApiContext>> {
     Router::new()
         .route("/api/data/archives/{archive}/messages", post(upload))
         .route("/api/data/archives/{archive}/batch", post(upload_batch))
+        .route("/api/data/routed", post(upload_routed))
         .route("/api/data/search", post(search))
         .route("/api/data/messages/{id}/raw", get(raw))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
@@ -104,7 +105,8 @@ async fn upload(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match service.archive(&caller.tenant, access.id, vec![(arg.folder, body.to_vec())]).await {
+    let message = NewMessage { folder: arg.folder, raw: body.to_vec(), sent: false };
+    match service.archive(&caller.tenant, access.id, vec![message]).await {
         Ok(results) => axum::Json(results.first().map(archived_json).unwrap_or(Value::Null)).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -159,6 +161,8 @@ async fn upload_batch(
         Ok(s) => s,
         Err(r) => return r,
     };
+    let messages =
+        messages.into_iter().map(|(folder, raw)| NewMessage { folder, raw, sent: false }).collect();
     match service.archive(&caller.tenant, access.id, messages).await {
         Ok(results) => {
             axum::Json(json!({ "results": results.iter().map(archived_json).collect::<Vec<_>>() }))
@@ -166,6 +170,128 @@ async fn upload_batch(
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct UnknownArg {
+    #[serde(default)]
+    unknown: Option<String>,
+}
+
+/// `POST /api/data/routed?unknown=skip|fail|user:<name>` (administrators): a batch whose messages go
+/// to every user whose e-mail address is the sender or a recipient (ING-12, many users). A message of
+/// the user's own address as sender is archived as sent.
+async fn upload_routed(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    UrlQuery(arg): UrlQuery<UnknownArg>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match ctx.gate.admin(&ctx.meta, &headers, addr).await {
+        Ok(c) => c,
+        Err(d) => return denied(d),
+    };
+    let policy = arg.unknown.unwrap_or_else(|| "skip".into());
+    let catch_all = match policy.as_str() {
+        "skip" | "fail" => None,
+        other => match other.strip_prefix("user:") {
+            Some(name) => match ctx.meta.with_state(|s| s.user(&caller.tenant, name).map(|u| u.archive)) {
+                Ok(archive) => Some(archive),
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("unknown: {e}")),
+            },
+            None => return error(StatusCode::BAD_REQUEST, "unknown: expected skip, fail or user:<name>"),
+        },
+    };
+    let messages = match parse_batch(&body) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let service = match archive_service(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // address -> archive of the user who has it
+    let by_address: std::collections::HashMap<String, u64> = ctx.meta.with_state(|s| {
+        s.tenant(&caller.tenant)
+            .map(|t| {
+                t.users
+                    .values()
+                    .flat_map(|u| u.email_addresses.iter().map(move |a| (a.to_lowercase(), u.archive)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let mut per_archive: std::collections::BTreeMap<u64, Vec<(usize, NewMessage)>> = Default::default();
+    let mut results: Vec<Value> = vec![Value::Null; messages.len()];
+    for (i, (folder, raw)) in messages.into_iter().enumerate() {
+        let (senders, recipients) = service.parties(&raw);
+        let mut targets: std::collections::BTreeMap<u64, bool> = Default::default();
+        for a in &senders {
+            if let Some(archive) = by_address.get(a) {
+                targets.insert(*archive, true);
+            }
+        }
+        for a in &recipients {
+            if let Some(archive) = by_address.get(a) {
+                targets.entry(*archive).or_insert(false);
+            }
+        }
+        if targets.is_empty() {
+            match (catch_all, policy.as_str()) {
+                (Some(archive), _) => {
+                    targets.insert(archive, false);
+                }
+                (None, "fail") => {
+                    results[i] = json!({"status": "refused", "reason": "no known user has the sender or a recipient address"});
+                    continue;
+                }
+                _ => {
+                    results[i] = json!({"status": "skipped", "reason": "no known user has the sender or a recipient address"});
+                    continue;
+                }
+            }
+        }
+        for (archive, sent) in targets {
+            per_archive
+                .entry(archive)
+                .or_default()
+                .push((i, NewMessage { folder: folder.clone(), raw: raw.clone(), sent }));
+        }
+    }
+    for (archive, list) in per_archive {
+        let (slots, batch): (Vec<usize>, Vec<NewMessage>) = list.into_iter().unzip();
+        match service.archive(&caller.tenant, archive, batch).await {
+            Ok(outcomes) => {
+                for (slot, outcome) in slots.into_iter().zip(outcomes) {
+                    let entry = archived_json(&outcome);
+                    match &mut results[slot] {
+                        Value::Array(list) => list.push(entry),
+                        other => *other = Value::Array(vec![entry]),
+                    }
+                }
+            }
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+    // One summary per message: archived if any archive got it new, else present, else the reason.
+    let summary: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Value::Array(list) => {
+                let status = if list.iter().any(|x| x["status"] == "archived") {
+                    "archived"
+                } else if list.iter().all(|x| x["status"] == "present") {
+                    "present"
+                } else {
+                    "refused"
+                };
+                json!({"status": status, "copies": list})
+            }
+            other => other,
+        })
+        .collect();
+    axum::Json(json!({ "results": summary })).into_response()
 }
 
 /// Body of `POST /api/data/search`.

@@ -27,8 +27,19 @@ pub struct ImportArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The archive (user) to archive into.
-    #[arg(long = "user", id = "archive_user")]
-    pub archive_user: String,
+    #[arg(
+        long = "user",
+        id = "archive_user",
+        required_unless_present = "route_by_address",
+        conflicts_with = "route_by_address"
+    )]
+    pub archive_user: Option<String>,
+    /// Route each message to every user whose e-mail address is its sender or a recipient.
+    #[arg(long)]
+    pub route_by_address: bool,
+    /// With --route-by-address: what to do with messages of no known address: skip, fail, user:<name>.
+    #[arg(long, default_value = "skip", requires = "route_by_address")]
+    pub unknown: String,
     /// Folder below the archive's top-level folder; source folders go below it.
     #[arg(long, default_value = "")]
     pub folder: String,
@@ -70,7 +81,7 @@ impl Summary {
 /// Uploads one batch; answers the sources with the server's per-message results.
 async fn send(
     client: Arc<Client>,
-    user: String,
+    route: String,
     batch: Vec<(String, String, Vec<u8>)>,
 ) -> Result<(Vec<String>, Vec<Value>, u64)> {
     let mut body = Vec::new();
@@ -84,8 +95,7 @@ async fn send(
         bytes += raw.len() as u64;
         sources.push(source);
     }
-    let path = format!("/api/data/archives/{}/batch", urlencode_path(&user));
-    let answer = client.request_bytes(&path, body).await?;
+    let answer = client.request_bytes(&route, body).await?;
     let results = answer["results"].as_array().cloned().context("the server's answer lists no results")?;
     if results.len() != sources.len() {
         bail!("the server answered {} results for {} messages", results.len(), sources.len());
@@ -121,6 +131,10 @@ fn urlencode_path(s: &str) -> String {
 /// Runs `arca import`.
 pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
     let client = Arc::new(Client::new(opts)?);
+    let route = match &args.archive_user {
+        Some(user) => format!("/api/data/archives/{}/batch", urlencode_path(user)),
+        None => format!("/api/data/routed?unknown={}", urlencode_path(&args.unknown)),
+    };
     let mut s =
         Summary { archived: 0, duplicates: 0, refused: Vec::new(), bytes: 0, started: Instant::now() };
     let mut batch: Vec<(String, String, Vec<u8>)> = Vec::new();
@@ -156,13 +170,13 @@ pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
                         s.progress();
                     }
                 }
-                in_flight.spawn(send(client.clone(), args.archive_user.clone(), std::mem::take(&mut batch)));
+                in_flight.spawn(send(client.clone(), route.clone(), std::mem::take(&mut batch)));
                 batch_bytes = 0;
             }
         }
     }
     if !batch.is_empty() {
-        in_flight.spawn(send(client.clone(), args.archive_user.clone(), batch));
+        in_flight.spawn(send(client.clone(), route.clone(), batch));
     }
     while let Some(done) = in_flight.join_next().await {
         let (sources, results, bytes) = done??;

@@ -26,10 +26,16 @@ fn fixture(dir: &std::path::Path, tag: &str, n: usize) -> Result<Vec<Vec<u8>>> {
 async fn any_node_imports_searches_and_fetches_through_the_serving_node() -> Result<()> {
     let cluster = Cluster::start(3, &[]).await?;
     let first = fixture(&cluster.root().join("first"), "alpha", 60)?;
-    let out = cluster.cli(1, &["import", "eml", &cluster.root().join("first").display().to_string(), "--user", "admin", "--json"]);
+    let out = cluster.cli(
+        1,
+        &["import", "eml", &cluster.root().join("first").display().to_string(), "--user", "admin", "--json"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let second = fixture(&cluster.root().join("second"), "beta", 40)?;
-    let out = cluster.cli(2, &["import", "eml", &cluster.root().join("second").display().to_string(), "--user", "admin", "--json"]);
+    let out = cluster.cli(
+        2,
+        &["import", "eml", &cluster.root().join("second").display().to_string(), "--user", "admin", "--json"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(summary["archived"], 40, "{summary}");
