@@ -32,8 +32,16 @@ pub fn router() -> Router<Arc<ApiContext>> {
         .route("/api/data/archives/{archive}/batch", post(upload_batch))
         .route("/api/data/routed", post(upload_routed))
         .route("/api/data/search", post(search))
+        .route("/api/data/openapi.json", get(openapi))
         .route("/api/data/messages/{id}/raw", get(raw))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+}
+
+/// The OpenAPI document of these routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -454,6 +462,20 @@ async fn raw(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openapi_document_is_valid_json_and_lists_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        for path in [
+            "/api/data/archives/{archive}/messages",
+            "/api/data/archives/{archive}/batch",
+            "/api/data/routed",
+            "/api/data/search",
+            "/api/data/messages/{id}/raw",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+        }
+    }
 
     #[test]
     fn batches_split_into_folder_and_message_and_cut_records_are_named() {

@@ -190,29 +190,49 @@ async fn import_routed_by_address_files_each_message_in_every_known_users_archiv
         if !address.is_empty() {
             api.ok("SetUserEmailAddresses", &[("userName", user), ("emailAddresses", address)]).await?;
         }
-        api.ok("SetUserPrivilegesOnFolder", &[("userName", "admin"), ("folder", user), ("privileges", "read")]).await?;
+        api.ok(
+            "SetUserPrivilegesOnFolder",
+            &[("userName", "admin"), ("folder", user), ("privileges", "read")],
+        )
+        .await?;
     }
     let dir = cluster.root().join("routed");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("1.eml"), "From: Anna <Anna@Example.com>\r\nTo: bernd@firma.de\r\nSubject: one\r\n\r\nx\r\n")?;
-    std::fs::write(dir.join("2.eml"), "From: stranger@elsewhere.net\r\nTo: nobody@elsewhere.net\r\nSubject: two\r\n\r\ny\r\n")?;
+    std::fs::write(
+        dir.join("1.eml"),
+        "From: Anna <Anna@Example.com>\r\nTo: bernd@firma.de\r\nSubject: one\r\n\r\nx\r\n",
+    )?;
+    std::fs::write(
+        dir.join("2.eml"),
+        "From: stranger@elsewhere.net\r\nTo: nobody@elsewhere.net\r\nSubject: two\r\n\r\ny\r\n",
+    )?;
     let dir_arg = dir.display().to_string();
     let out = cluster.cli(0, &["import", "eml", &dir_arg, "--route-by-address", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(summary["archived"], 1, "{summary}");
-    assert_eq!(summary["refused"].as_array().map(Vec::len), Some(1), "the unknown one is reported: {summary}");
+    assert_eq!(
+        summary["refused"].as_array().map(Vec::len),
+        Some(1),
+        "the unknown one is reported: {summary}"
+    );
     let count = |archive: &'static str| {
         let api = api.clone();
         async move {
-            let r = api.post_json("/api/data/search", &json!({"q": "", "archive": archive}).to_string()).await?;
+            let r =
+                api.post_json("/api/data/search", &json!({"q": "", "archive": archive}).to_string()).await?;
             Ok::<u64, anyhow::Error>(r["total"].as_u64().unwrap_or(0))
         }
     };
     assert_eq!((count("anna").await?, count("bernd").await?, count("catchall").await?), (1, 1, 0));
-    let out = cluster.cli(0, &["import", "eml", &dir_arg, "--route-by-address", "--unknown", "user:catchall", "--json"]);
+    let out = cluster
+        .cli(0, &["import", "eml", &dir_arg, "--route-by-address", "--unknown", "user:catchall", "--json"]);
     let summary: Value = serde_json::from_slice(&out.stdout)?;
-    assert_eq!((summary["archived"].as_u64(), summary["duplicates"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(
+        (summary["archived"].as_u64(), summary["duplicates"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
     assert_eq!(count("catchall").await?, 1);
     Ok(())
 }
