@@ -378,7 +378,14 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(ctx): Ctx) -> Response {
     let m = ctx.meta.raft().metrics().borrow().clone();
+    // Ready means: a leader is known and the first start has created the default tenant's users.
+    let set_up = ctx.meta.with_state(|s| {
+        s.tenant(arca_types::records::DEFAULT_TENANT).map(|t| !t.users.is_empty()).unwrap_or(false)
+    });
     match m.current_leader {
+        Some(_) if !set_up => {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the default tenant is being set up\n").into_response()
+        }
         Some(leader) => {
             (StatusCode::OK, format!("ready: leader {leader}, term {}\n", m.current_term)).into_response()
         }
