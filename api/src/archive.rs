@@ -52,7 +52,7 @@ pub const ARCHIVE_SERVICE: &str = "archive.shard";
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Remote {
     Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String, bool)> },
-    Search { tenant: String, shard: ShardId, query: ShardQuery },
+    Search { tenant: String, shard: ShardId, query: Box<ShardQuery> },
     Fetch { tenant: String, shard: ShardId, number: u64 },
 }
 
@@ -483,7 +483,7 @@ impl ArchiveService {
     ) -> Result<arca_search::ShardPage, ArchiveError> {
         if let Some(node) = self.remote_owner(tenant, id).await? {
             let answer =
-                self.forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query }).await?;
+                self.forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) }).await?;
             return serde_json::from_value(answer)
                 .map_err(|e| ArchiveError::Search(format!("forwarded search answer: {e}")));
         }

@@ -70,6 +70,19 @@ async fn caller(
     ctx.gate.user(&ctx.meta, headers, addr).await.map_err(denied)
 }
 
+/// The caller, the archive they may write, and the archive service: what both upload routes need.
+async fn writer<'a>(
+    ctx: &'a ApiContext,
+    headers: &HeaderMap,
+    addr: std::net::SocketAddr,
+    archive: &str,
+) -> Result<(Caller, crate::auth::ArchiveAccess, &'a crate::archive::ArchiveService), Response> {
+    let caller = caller(ctx, headers, addr).await?;
+    let access = ctx.gate.archive_for(&ctx.meta, &caller, archive, FolderPrivilege::Write).map_err(denied)?;
+    let service = archive_service(ctx)?;
+    Ok((caller, access, service))
+}
+
 fn archive_service(ctx: &ApiContext) -> Result<&crate::archive::ArchiveService, Response> {
     ctx.archive
         .as_deref()
@@ -101,16 +114,8 @@ async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match caller(&ctx, &headers, addr).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let access = match ctx.gate.archive_for(&ctx.meta, &caller, &archive, FolderPrivilege::Write) {
-        Ok(a) => a,
-        Err(d) => return denied(d),
-    };
-    let service = match archive_service(&ctx) {
-        Ok(s) => s,
+    let (caller, access, service) = match writer(&ctx, &headers, addr, &archive).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let message = NewMessage { folder: arg.folder, raw: body.to_vec(), sent: false };
@@ -153,21 +158,13 @@ async fn upload_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match caller(&ctx, &headers, addr).await {
-        Ok(c) => c,
+    let (caller, access, service) = match writer(&ctx, &headers, addr, &archive).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let access = match ctx.gate.archive_for(&ctx.meta, &caller, &archive, FolderPrivilege::Write) {
-        Ok(a) => a,
-        Err(d) => return denied(d),
     };
     let messages = match parse_batch(&body) {
         Ok(m) => m,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let service = match archive_service(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
     };
     let messages =
         messages.into_iter().map(|(folder, raw)| NewMessage { folder, raw, sent: false }).collect();

@@ -151,30 +151,37 @@ async fn invoke(
     envelope.into_response()
 }
 
+/// The caller, the form and its `token` of a `get-status` or `cancel-async` request.
+async fn token_request(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    body: &[u8],
+) -> Result<(Caller, Vec<(String, String)>, String), Response> {
+    let caller = admin(ctx, headers, addr).await?;
+    let pairs = form(body)?;
+    let Some(token) = field(&pairs, "token").map(str::to_string) else {
+        return Err(Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response());
+    };
+    Ok((caller, pairs, token))
+}
+
 async fn get_status(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&ctx, &headers, addr).await {
-        Ok(c) => c,
+    let (caller, pairs, token) = match token_request(&ctx, &headers, addr, &body).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let pairs = match form(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(token) = field(&pairs, "token") else {
-        return Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response();
     };
     let (known, timeout) =
         match (number_field(&pairs, "lastKnownStatusVersion"), number_field(&pairs, "millisecondsTimeout")) {
             (Ok(k), Ok(t)) => (k.unwrap_or(0), t.unwrap_or(0)),
             (Err(r), _) | (_, Err(r)) => return r,
         };
-    let request =
-        CallRequest::Status { owner: caller.user.name, token: token.to_string(), known, timeout_ms: timeout };
+    let request = CallRequest::Status { owner: caller.user.name, token, known, timeout_ms: timeout };
     call_request(&ctx, request).await.into_response()
 }
 
@@ -184,19 +191,11 @@ async fn cancel_async(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&ctx, &headers, addr).await {
-        Ok(c) => c,
+    let (caller, _, token) = match token_request(&ctx, &headers, addr, &body).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let pairs = match form(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(token) = field(&pairs, "token") else {
-        return Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response();
-    };
-    let request = CallRequest::Cancel { owner: caller.user.name, token: token.to_string() };
-    call_request(&ctx, request).await.into_response()
+    call_request(&ctx, CallRequest::Cancel { owner: caller.user.name, token }).await.into_response()
 }
 
 /// `get-status` or `cancel-async` for a call of this node or, forwarded, of another one.
@@ -384,7 +383,8 @@ async fn readyz(State(ctx): Ctx) -> Response {
     });
     match m.current_leader {
         Some(_) if !set_up => {
-            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the default tenant is being set up\n").into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the default tenant is being set up\n")
+                .into_response()
         }
         Some(leader) => {
             (StatusCode::OK, format!("ready: leader {leader}, term {}\n", m.current_term)).into_response()

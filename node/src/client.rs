@@ -240,7 +240,8 @@ fn serde_urlencoded_pairs(args: &[(&str, String)]) -> String {
     out
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -119,21 +119,12 @@ impl Summary {
 /// Batches uploaded at the same time, so that the server can group them into fewer, larger flushes.
 const IN_FLIGHT: usize = 4;
 
-fn urlencode_path(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Runs `arca import`.
 pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
     let client = Arc::new(Client::new(opts)?);
     let route = match &args.archive_user {
-        Some(user) => format!("/api/data/archives/{}/batch", urlencode_path(user)),
-        None => format!("/api/data/routed?unknown={}", urlencode_path(&args.unknown)),
+        Some(user) => format!("/api/data/archives/{}/batch", crate::client::urlencode(user)),
+        None => format!("/api/data/routed?unknown={}", crate::client::urlencode(&args.unknown)),
     };
     let mut s =
         Summary { archived: 0, duplicates: 0, refused: Vec::new(), bytes: 0, started: Instant::now() };

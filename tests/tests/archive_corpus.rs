@@ -164,7 +164,11 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
     );
     // Batches in flight when the client died may still have committed: the rerun finds them present.
     let seen = rerun["archived"].as_u64().unwrap_or(0) + rerun["duplicates"].as_u64().unwrap_or(0);
-    assert_eq!(seen as usize, index.iter().filter(|(p, _)| p.starts_with("spamassassin/")).count(), "{rerun}");
+    assert_eq!(
+        seen as usize,
+        index.iter().filter(|(p, _)| p.starts_with("spamassassin/")).count(),
+        "{rerun}"
+    );
     assert!(rerun["duplicates"].as_u64().unwrap_or(0) as usize >= partial, "{rerun}");
     Ok(())
 }
