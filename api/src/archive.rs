@@ -89,6 +89,8 @@ struct Served {
 /// The archive service of this node.
 pub struct ArchiveService {
     meta: MetaNode,
+    /// Serialises the creation of a tenant's first shard on this node.
+    creating: tokio::sync::Mutex<()>,
     /// Shards marked by `SelectAllStoreIndexesForRebuild`, rebuilt by `RebuildSelectedStoreIndexes`.
     pub selected_for_rebuild: std::sync::Mutex<std::collections::BTreeSet<ShardId>>,
     objects: Objects,
@@ -190,6 +192,7 @@ impl ArchiveService {
         ArchiveService {
             meta,
             selected_for_rebuild: std::sync::Mutex::new(Default::default()),
+            creating: tokio::sync::Mutex::new(()),
             objects,
             master,
             data_dir,
@@ -236,31 +239,32 @@ impl ArchiveService {
     }
 
     /// The tenant's current shard, created (named `YYYY-MM`, suffixed when taken) when there is none.
+    /// Concurrent first imports race to create it: whoever loses reads the winner's shard.
     async fn current_shard(&self, tenant: &str) -> Result<ShardId, ArchiveError> {
-        self.meta.linearizable().await?;
-        if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
-            return Ok(id);
+        let _one_at_a_time = self.creating.lock().await;
+        for _ in 0..5 {
+            self.meta.linearizable().await?;
+            if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
+                return Ok(id);
+            }
+            let month = CivilDate::from_unix_seconds(now_unix(), 0).to_string()[..7].to_string();
+            let taken: Vec<String> = self.meta.with_state(|s| {
+                s.tenant(tenant).map(|t| t.shards.values().map(|sh| sh.name.to_lowercase()).collect())
+            })?;
+            let mut name = month.clone();
+            let mut n = 2;
+            while taken.contains(&name.to_lowercase()) {
+                name = format!("{month}-{n}");
+                n += 1;
+            }
+            match self.create_store(tenant, &name, ShardState::Current).await {
+                Ok(id) => return Ok(id),
+                // Another node created one meanwhile: use it (next round reads it).
+                Err(ArchiveError::Meta(RaftNodeError::Meta(MetaError::AlreadyExists { .. }))) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        let tenant_key = self.tenant_key(tenant).await?;
-        let data_key = DataKey::generate();
-        let w = tenant_key.wrap_data_key(&data_key).map_err(|e| ArchiveError::Keys(e.to_string()))?;
-        let wrapped_key = Some(serde_json::to_string(&w).map_err(|e| ArchiveError::Keys(e.to_string()))?);
-        let month = CivilDate::from_unix_seconds(now_unix(), 0).to_string()[..7].to_string();
-        let taken: Vec<String> = self.meta.with_state(|s| {
-            s.tenant(tenant).map(|t| t.shards.values().map(|sh| sh.name.to_lowercase()).collect())
-        })?;
-        let mut name = month.clone();
-        let mut n = 2;
-        while taken.contains(&name.to_lowercase()) {
-            name = format!("{month}-{n}");
-            n += 1;
-        }
-        let cmd =
-            Command::CreateShard { tenant: tenant.into(), name, state: ShardState::Current, wrapped_key };
-        match self.meta.write(cmd).await? {
-            CommandOutput::Created(id) => Ok(id),
-            other => Err(ArchiveError::Keys(format!("unexpected answer creating a store: {other:?}"))),
-        }
+        Err(ArchiveError::Keys(format!("tenant '{tenant}': could not settle on a current store")))
     }
 
     /// Serves shard `id` on this node (opening it, and taking it over with a new epoch when needed).

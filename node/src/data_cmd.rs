@@ -46,7 +46,7 @@ pub struct ImportArgs {
 }
 
 /// Messages per upload request, and bytes.
-const BATCH_MESSAGES: usize = 500;
+const BATCH_MESSAGES: usize = 1000;
 const BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 fn join_folder(base: &str, sub: &[String]) -> String {
@@ -117,7 +117,7 @@ impl Summary {
 }
 
 /// Batches uploaded at the same time, so that the server can group them into fewer, larger flushes.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 6;
 
 /// Runs `arca import`.
 pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {

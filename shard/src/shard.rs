@@ -19,8 +19,9 @@ use crate::{DataKey, crypto};
 use arca_types::ShardId;
 use arca_types::document::MessageDoc;
 
-/// Flush when this many raw bytes wait (packs of at least 8 MiB when traffic allows).
-pub const DEFAULT_FLUSH_BYTES: usize = 16 * 1024 * 1024;
+/// Flush when this many raw bytes wait: mail compresses to about a third, so full flushes make packs of
+/// about 10 MiB.
+pub const DEFAULT_FLUSH_BYTES: usize = 32 * 1024 * 1024;
 /// A group ends when no further submission arrives within this gap.
 const GROUP_GAP: Duration = Duration::from_millis(5);
 /// Flush at the latest this long after the first waiting message.

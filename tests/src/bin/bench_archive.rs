@@ -36,6 +36,7 @@ struct Opts {
     peer_timeout: Duration,
     limit: Option<usize>,
     peers: bool,
+    node_log: Option<PathBuf>,
 }
 
 fn opts() -> Result<Opts> {
@@ -60,6 +61,7 @@ fn opts() -> Result<Opts> {
         peer_timeout: Duration::from_secs(num("--peer-timeout", 600)? as u64),
         limit: value("--limit").map(|v| v.parse()).transpose().context("--limit")?,
         peers: !args.iter().any(|a| a == "--no-peers"),
+        node_log: value("--node-log").map(PathBuf::from),
     })
 }
 
@@ -458,12 +460,26 @@ struct SearchStats {
     all: Vec<Duration>,
     /// Per query: total hits and median latency.
     per_query: Vec<Option<(String, Duration)>>,
+    /// Per query: every measured latency, sorted.
+    samples: Vec<Vec<Duration>>,
     failures: Vec<String>,
 }
 
 impl SearchStats {
     fn p(&self, p: f64) -> Duration {
         pct(&self.all, p)
+    }
+
+    /// Percentile `p` over the queries of one kind.
+    fn kind_p(&self, kind: &str, p: f64) -> Option<Duration> {
+        let mut l: Vec<Duration> = QUERIES
+            .iter()
+            .zip(&self.samples)
+            .filter(|(q, _)| q.kind == kind)
+            .flat_map(|(_, s)| s.iter().copied())
+            .collect();
+        l.sort();
+        (!l.is_empty()).then(|| pct(&l, p))
     }
 }
 
@@ -507,9 +523,11 @@ async fn measure_arca_search(api: &ApiClient, rounds: usize) -> SearchStats {
     summarize(per, totals.into_iter().map(|t| t.map(|t| t.to_string())).collect(), failures)
 }
 
-fn summarize(per: Vec<Vec<Duration>>, totals: Vec<Option<String>>, failures: Vec<String>) -> SearchStats {
+fn summarize(mut per: Vec<Vec<Duration>>, totals: Vec<Option<String>>, failures: Vec<String>) -> SearchStats {
     let mut all: Vec<Duration> = per.iter().flatten().copied().collect();
     all.sort();
+    per.iter_mut().for_each(|l| l.sort());
+    let samples = per.clone();
     let per_query = per
         .into_iter()
         .zip(totals)
@@ -518,7 +536,7 @@ fn summarize(per: Vec<Vec<Duration>>, totals: Vec<Option<String>>, failures: Vec
             (!l.is_empty()).then(|| (t.unwrap_or_else(|| "?".into()), pct(&l, 0.5)))
         })
         .collect();
-    SearchStats { all, per_query, failures }
+    SearchStats { all, per_query, samples, failures }
 }
 
 /// GETs of pack objects per message fetch, counted by tracing the node's `openat` calls (the local
@@ -885,6 +903,15 @@ async fn main() -> Result<()> {
         None => Err(anyhow::anyhow!("the node process was not found")),
     };
     let flushes = flush_timings(&cluster.nodes[0].log());
+    // The live index is the node's local index directory: tantivy deletes merged-away segment files there,
+    // while the object store keeps every segment file ever uploaded.
+    let live_index: u64 = std::fs::read_dir(data_dir.join("shards"))
+        .map(|rd| rd.flatten().map(|e| du(&e.path().join("index"))).sum())
+        .unwrap_or(0);
+    if let Some(path) = &opts.node_log {
+        std::fs::write(path, cluster.nodes[0].log())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
 
     // ---- peers
     let (notmuch, mu) = if opts.peers {
@@ -940,6 +967,34 @@ async fn main() -> Result<()> {
             um
         );
     }
+    println!("  p99 by kind (ms):{}", {
+        let mut kinds: Vec<&str> = Vec::new();
+        for q in QUERIES {
+            if !kinds.contains(&q.kind) {
+                kinds.push(q.kind);
+            }
+        }
+        let sys: Vec<(&str, Option<&SearchStats>)> = vec![
+            ("Arca", Some(&arca)),
+            ("notmuch", notmuch.as_ref().and_then(|p| p.search.as_ref())),
+            ("mu", mu.as_ref().and_then(|p| p.search.as_ref())),
+        ];
+        kinds
+            .iter()
+            .map(|k| {
+                let cells: Vec<String> = sys
+                    .iter()
+                    .filter_map(|(name, s)| {
+                        s.map(|s| {
+                            let v = s.kind_p(k, 0.99).map(|d| format!("{:.1}", ms(d))).unwrap_or("-".into());
+                            format!("{name} {v}")
+                        })
+                    })
+                    .collect();
+                format!("\n    {k:<17} {}", cells.join(", "))
+            })
+            .collect::<String>()
+    });
     println!(
         "  ≈ notmuch and mu have no leading wildcard: they run a regex on the subject instead ({}).",
         QUERIES.iter().filter(|q| q.approx).map(|q| q.notmuch).collect::<Vec<_>>().join(", ")
@@ -1015,7 +1070,11 @@ async fn main() -> Result<()> {
     }
     if flushes.count > 0 {
         let msgs: u64 = flushes.messages.iter().sum();
-        let phases: Vec<String> = flushes.phases.iter().map(|(k, v)| format!("{k} {v:.2} s")).collect();
+        let phases: Vec<String> = flushes
+            .phases
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2} s ({:.0} ms/flush)", 1000.0 * v / flushes.count as f64))
+            .collect();
         let busy: f64 = flushes.phases.iter().map(|(_, v)| v).sum();
         println!(
             "  shard flushes: {} ({:.0} messages each on average, {} at most); time in the flusher: {} = {busy:.2} s \
@@ -1045,6 +1104,13 @@ async fn main() -> Result<()> {
         share(packs_b + index_b),
         manifest_b,
         share(manifest_b)
+    );
+    println!(
+        "  index: {} objects in the object store; the live index (the node's local index directory, after \
+         segment merges) is {} bytes ({:.1}% of raw): merged-away segment objects are never deleted.",
+        stored.index.len(),
+        live_index,
+        share(live_index)
     );
     println!(
         "  {} packs: smallest {:.1} MiB, median {:.1} MiB, largest {:.1} MiB.",
