@@ -858,9 +858,7 @@ async fn main() -> Result<()> {
         &[("userName", "admin"), ("folder", "bench"), ("privileges", "read")],
     )
     .await?;
-    // A current store made beforehand: the import's first concurrent batches would otherwise each try to
-    // create the tenant's current store, and all but one fail with 503 "store … already exists".
-    api.ok("CreateStore", &[("name", "bench"), ("requestedState", "current")]).await?;
+    // The import's first concurrent batches create the tenant's current store themselves.
 
     // ---- import
     eprintln!("arca import eml ({} messages) ...", corpus.messages);
