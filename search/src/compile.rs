@@ -7,11 +7,12 @@
 //!   it (regex `.?X.?`). In address fields a word containing `@` is one term on the whole-address field:
 //!   `from:john@example.com` does not match `xjohn@example.com`.
 //! - **Wildcards** are regex queries on the term dictionary of each field (whole words and parts are both
-//!   terms, so both are matched). `auto*` walks only the terms under the prefix; a leading wildcard
-//!   (`*example.com`) or `?` near the start has to scan the field's whole term dictionary in every segment:
-//!   linear in distinct terms, acceptable per shard (terms, not documents); a reversed-term field would make
-//!   suffix queries prefix walks if that ever shows in profiles. In address fields wildcards also run on
-//!   the whole-address field (`from:*@example.com`, `john*` matching `john+tag@example.com`).
+//!   terms, so both are matched). `auto*` walks only the terms under the prefix. A pattern of one leading
+//!   `*` and a literal (`*example.com`) runs as a prefix walk (`moc\.elpmaxe.*`) on the reversed-term
+//!   companion of each field (see [`crate::schema`]), same matches. Other patterns with a wildcard or `?`
+//!   near the start (`*exam*`, `?ample`) scan the field's whole term dictionary in every segment: linear
+//!   in distinct terms. In address fields wildcards also run on the whole-address field
+//!   (`from:*@example.com`, `john*` matching `john+tag@example.com`).
 //! - **Phrases** are phrase queries over the units of all their words.
 //! - **Fields**: [`Field::Any`] means the fields of the advanced text targets (all by default). Address
 //!   fields are display names, addresses (parts and whole) and whole addresses; an **unqualified
@@ -169,12 +170,16 @@ fn party(fields: &Fields, field: Field) -> Option<&PartyFields> {
     }
 }
 
-fn text_field(fields: &Fields, field: Field) -> Option<TField> {
+/// A field and its reversed-term companion.
+type FieldPair = (TField, TField);
+
+/// A non-address text field and its reversed-term companion.
+fn text_field(fields: &Fields, field: Field) -> Option<FieldPair> {
     match field {
-        Field::Subject => Some(fields.subject),
-        Field::Body => Some(fields.body),
-        Field::AttachmentName => Some(fields.attachment_names),
-        Field::AttachmentContent => Some(fields.attachment_text),
+        Field::Subject => Some((fields.subject, fields.subject_rev)),
+        Field::Body => Some((fields.body, fields.body_rev)),
+        Field::AttachmentName => Some((fields.attachment_names, fields.attachment_names_rev)),
+        Field::AttachmentContent => Some((fields.attachment_text, fields.attachment_text_rev)),
         _ => None,
     }
 }
@@ -188,11 +193,16 @@ fn pattern_query(
 ) -> Result<Q, SearchError> {
     let mut any: Vec<(Occur, Q)> = Vec::new();
     for &target in targets {
-        let (texts, raw): (Vec<TField>, Option<TField>) = match (party(fields, target), mode) {
-            (Some(p), Mode::Full) => (vec![p.name, p.addr], Some(p.raw)),
-            (Some(p), Mode::ExcludedAny) => (vec![p.name], Some(p.raw)),
+        // Each concrete field with its reversed-term companion.
+        let (pairs, raw_pair): (Vec<FieldPair>, Option<FieldPair>) = match (party(fields, target), mode) {
+            (Some(p), Mode::Full) => {
+                (vec![(p.name, p.name_rev), (p.addr, p.addr_rev)], Some((p.raw, p.raw_rev)))
+            }
+            (Some(p), Mode::ExcludedAny) => (vec![(p.name, p.name_rev)], Some((p.raw, p.raw_rev))),
             (None, _) => (text_field(fields, target).into_iter().collect(), None),
         };
+        let texts: Vec<TField> = pairs.iter().map(|(f, _)| *f).collect();
+        let raw: Option<TField> = raw_pair.map(|(f, _)| f);
         match pattern {
             Pattern::Word(word) => {
                 if let Some(raw) = raw {
@@ -206,6 +216,15 @@ fn pattern_query(
                 }
             }
             Pattern::Wildcard(tokens) => {
+                if let Some(re) = reversed_prefix_regex(tokens) {
+                    // `*suffix`: a prefix walk on the reversed terms instead of a whole-dictionary scan.
+                    for (_, rev) in pairs.iter().chain(raw_pair.iter()) {
+                        let q = RegexQuery::from_pattern(&re, *rev)
+                            .map_err(|e| SearchError::Query(format!("wildcard '{re}': {e}")))?;
+                        any.push((Occur::Should, Box::new(q)));
+                    }
+                    continue;
+                }
                 let re = wildcard_regex(tokens);
                 for f in texts.iter().chain(raw.iter()) {
                     let q = RegexQuery::from_pattern(&re, *f)
@@ -296,6 +315,26 @@ pub(crate) fn wildcard_regex(tokens: &[WildcardToken]) -> String {
         }
     }
     re
+}
+
+/// For a pattern of one leading `*` followed only by literal text (`*example.com`): the regex of the
+/// reversed literal as a prefix (`moc\.elpmaxe.*`), to run on a reversed-term companion field. It matches
+/// exactly the reversed terms of those that [`wildcard_regex`] matches on the field itself. `None` for
+/// every other pattern (they keep the regex on the field).
+pub(crate) fn reversed_prefix_regex(tokens: &[WildcardToken]) -> Option<String> {
+    let (WildcardToken::AnyChars, rest) = tokens.split_first()? else { return None };
+    let mut literal = String::new();
+    for t in rest {
+        match t {
+            WildcardToken::Literal(s) => literal.push_str(&nfc(s).to_lowercase()),
+            WildcardToken::AnyChars | WildcardToken::OneChar => return None,
+        }
+    }
+    if literal.is_empty() {
+        return None;
+    }
+    let reversed: String = literal.chars().rev().collect();
+    Some(format!("{}.*", escape_regex(&reversed)))
 }
 
 /// Every message in one of the scopes.

@@ -18,7 +18,9 @@ use crate::schema::{
     Fields, PartyFields, display_address, display_recipients, folder_ancestors, folder_term, party_sort_key,
     priority_code, raw_address, subject_sort_key,
 };
-use crate::tokenizer::{ArcaTokenizer, TOKENIZER_NAME, nfc};
+use crate::tokenizer::{
+    ArcaTokenizer, REVERSED_TOKENIZER_NAME, ReversedTokenizer, TOKENIZER_NAME, nfc, reversed,
+};
 
 /// Memory budget of the index writer (one thread); tantivy flushes a segment when it is reached.
 pub const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
@@ -85,6 +87,7 @@ impl ShardIndex {
             reason: format!("field '{missing}' is missing"),
         })?;
         index.tokenizers().register(TOKENIZER_NAME, ArcaTokenizer);
+        index.tokenizers().register(REVERSED_TOKENIZER_NAME, ReversedTokenizer);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -144,27 +147,39 @@ impl ShardIndex {
         if !subject_key.is_empty() {
             d.add_text(f.sort_subject, subject_key);
         }
+        d.add_text(f.subject_rev, &subject);
         d.add_text(f.subject, &subject);
         let parties: [(&PartyFields, &Vec<arca_types::document::Address>); 4] =
             [(&f.from, &doc.from), (&f.to, &doc.to), (&f.cc, &doc.cc), (&f.bcc, &doc.bcc)];
         for (pf, list) in parties {
             for a in list {
                 if let Some(name) = a.name.as_deref().filter(|n| !n.trim().is_empty()) {
-                    d.add_text(pf.name, nfc(name));
+                    let name = nfc(name);
+                    d.add_text(pf.name_rev, &name);
+                    d.add_text(pf.name, name);
                 }
                 if let Some(address) = a.address.as_deref().filter(|n| !n.trim().is_empty()) {
-                    d.add_text(pf.addr, nfc(address));
+                    let address = nfc(address);
+                    d.add_text(pf.addr_rev, &address);
+                    d.add_text(pf.addr, address);
                 }
                 if let Some(raw) = raw_address(a) {
+                    d.add_text(pf.raw_rev, reversed(&raw));
                     d.add_text(pf.raw, raw);
                 }
             }
         }
-        d.add_text(f.body, nfc(&doc.body_text));
+        let body = nfc(&doc.body_text);
+        d.add_text(f.body_rev, &body);
+        d.add_text(f.body, body);
         for name in &doc.attachment_names {
-            d.add_text(f.attachment_names, nfc(name));
+            let name = nfc(name);
+            d.add_text(f.attachment_names_rev, &name);
+            d.add_text(f.attachment_names, name);
         }
-        d.add_text(f.attachment_text, nfc(&doc.attachment_text));
+        let attachment_text = nfc(&doc.attachment_text);
+        d.add_text(f.attachment_text_rev, &attachment_text);
+        d.add_text(f.attachment_text, attachment_text);
         d.add_i64(f.date, doc.date.unwrap_or(entry.archived_at));
         d.add_i64(f.archived, entry.archived_at);
         d.add_u64(f.size, doc.size);
@@ -267,6 +282,9 @@ impl Fields {
                 name: get(&format!("{p}_name"))?,
                 addr: get(&format!("{p}_addr"))?,
                 raw: get(&format!("{p}_raw"))?,
+                name_rev: get(&format!("{p}_name_rev"))?,
+                addr_rev: get(&format!("{p}_addr_rev"))?,
+                raw_rev: get(&format!("{p}_raw_rev"))?,
             })
         };
         Ok(Fields {
@@ -282,6 +300,10 @@ impl Fields {
             body: get("body")?,
             attachment_names: get("attachment_names")?,
             attachment_text: get("attachment_text")?,
+            subject_rev: get("subject_rev")?,
+            body_rev: get("body_rev")?,
+            attachment_names_rev: get("attachment_names_rev")?,
+            attachment_text_rev: get("attachment_text_rev")?,
             date: get("date")?,
             archived: get("archived")?,
             size: get("size")?,

@@ -9,6 +9,10 @@
 //!   term per address). The split exists for SRCH-01's exclusion rule: an unqualified exclusion looks at
 //!   display names and whole addresses (`_name`, `_raw`) but never at the parts of an address (`_addr`);
 //!   and an address term with `@` matches `_raw` only.
+//! - **Reversed companions** (`<field>_rev` for every text field and every party field): the same
+//!   tokens with their characters reversed (`_raw_rev`: the reversed whole address), doc ids only (no
+//!   positions, frequencies or norms), not stored. A leading-wildcard pattern (`*example.com`) runs as a
+//!   prefix walk on them (`moc.elpmaxe.*`) instead of scanning the whole term dictionary (see `compile`).
 //! - **Folders**: `folder` holds the exact path as `/` + path (`/` for the archive's top-level folder);
 //!   `folder_tree` holds that path and every ancestor (`/`, `/Posteingang`, `/Posteingang/Projekte`), so
 //!   "folder with subfolders" is one term query. Paths are compared exactly (case-sensitive).
@@ -34,7 +38,7 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
 };
 
-use crate::tokenizer::{TOKENIZER_NAME, fold, nfc};
+use crate::tokenizer::{REVERSED_TOKENIZER_NAME, TOKENIZER_NAME, fold, nfc};
 
 /// Sort keys are cut to this many UTF-8 bytes (at a character boundary).
 pub const MAX_SORT_KEY_BYTES: usize = 200;
@@ -51,6 +55,12 @@ pub struct PartyFields {
     pub addr: Field,
     /// Whole lower-cased addresses, one term each.
     pub raw: Field,
+    /// Reversed tokens of `name` (leading-wildcard queries, see the module docs).
+    pub name_rev: Field,
+    /// Reversed tokens of `addr`.
+    pub addr_rev: Field,
+    /// Reversed whole addresses of `raw`.
+    pub raw_rev: Field,
 }
 
 /// Handles of every field of the shard schema.
@@ -68,6 +78,11 @@ pub struct Fields {
     pub body: Field,
     pub attachment_names: Field,
     pub attachment_text: Field,
+    /// Reversed-token companions of the text fields (leading-wildcard queries, see the module docs).
+    pub subject_rev: Field,
+    pub body_rev: Field,
+    pub attachment_names_rev: Field,
+    pub attachment_text_rev: Field,
     pub date: Field,
     pub archived: Field,
     pub size: Field,
@@ -98,6 +113,15 @@ fn text_options(stored: bool) -> TextOptions {
     if stored { options.set_stored() } else { options }
 }
 
+/// A reversed-term companion: `tokenizer` emits reversed tokens; doc ids only, no positions, not stored.
+fn reversed_options(tokenizer: &str) -> TextOptions {
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer(tokenizer)
+        .set_fieldnorms(false)
+        .set_index_option(IndexRecordOption::Basic);
+    TextOptions::default().set_indexing_options(indexing)
+}
+
 fn raw_options(stored: bool) -> TextOptions {
     let indexing = TextFieldIndexing::default()
         .set_tokenizer("raw")
@@ -115,6 +139,9 @@ impl Fields {
             name: b.add_text_field(&format!("{p}_name"), text_options(false)),
             addr: b.add_text_field(&format!("{p}_addr"), text_options(false)),
             raw: b.add_text_field(&format!("{p}_raw"), raw_options(false)),
+            name_rev: b.add_text_field(&format!("{p}_name_rev"), reversed_options(REVERSED_TOKENIZER_NAME)),
+            addr_rev: b.add_text_field(&format!("{p}_addr_rev"), reversed_options(REVERSED_TOKENIZER_NAME)),
+            raw_rev: b.add_text_field(&format!("{p}_raw_rev"), reversed_options("raw")),
         };
         let fields = Fields {
             number: b.add_u64_field(names::NUMBER, INDEXED | FAST | STORED),
@@ -129,6 +156,12 @@ impl Fields {
             body: b.add_text_field("body", text_options(false)),
             attachment_names: b.add_text_field("attachment_names", text_options(false)),
             attachment_text: b.add_text_field("attachment_text", text_options(false)),
+            subject_rev: b.add_text_field("subject_rev", reversed_options(REVERSED_TOKENIZER_NAME)),
+            body_rev: b.add_text_field("body_rev", reversed_options(REVERSED_TOKENIZER_NAME)),
+            attachment_names_rev: b
+                .add_text_field("attachment_names_rev", reversed_options(REVERSED_TOKENIZER_NAME)),
+            attachment_text_rev: b
+                .add_text_field("attachment_text_rev", reversed_options(REVERSED_TOKENIZER_NAME)),
             date: b.add_i64_field(names::DATE, INDEXED | FAST | STORED),
             archived: b.add_i64_field("archived", INDEXED | FAST | STORED),
             size: b.add_u64_field("size", INDEXED | FAST | STORED),

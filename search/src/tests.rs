@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use arca_types::document::{Address, MessageDoc};
 use arca_types::query::{
     CivilDate, DatePreset, Field, Filters, FolderFilter, Pattern, Priority, Query, SizeRange, Sort, SortKey,
-    Term, TextTargets,
+    Term, TextTargets, WildcardToken,
 };
 
 use crate::compile::{ResolvedFilters, Scope};
@@ -170,6 +170,96 @@ fn leading_wildcard_is_a_pure_suffix_match_on_addresses_and_domains() {
         m().body("example.company und example"),
     ]);
     assert_eq!(find(&idx, "*example.com"), vec![1, 2, 3, 4]);
+}
+
+/// The same pattern with its leading `*` doubled: one matching set, but not a plain `*literal`, so it
+/// keeps the regex scan of the fields themselves.
+fn scanned_twin(query: &Query) -> Query {
+    let mut twin = query.clone();
+    for term in &mut twin.terms {
+        if let Pattern::Wildcard(tokens) = &mut term.pattern {
+            tokens.insert(0, WildcardToken::AnyChars);
+        }
+    }
+    twin
+}
+
+#[test]
+fn leading_wildcard_runs_on_the_reversed_fields_with_the_results_of_the_regex_scan() {
+    let idx = index(vec![
+        m().from("Anna Software <anna@example.com>").subject("Hardware und Firmware"),
+        m().to("info@myexample.com").body("Die Middleware läuft, www.example.com"),
+        m().cc("Ware Bötticher <ware@firma.de>").attachment("treiber-iscsi.pdf", "Open-iSCSI Initiator"),
+        m().bcc("x@ex.example.com").attachment("Ware.txt", "nichts"),
+        m().subject("Über Müller und Straße").body("vorname.nachname@example.com"),
+        m().from("bob@example.org").body("example.company warehouse"),
+        m().to("software@firma.de"),
+    ]);
+    let fields = idx.fields();
+    let compiled = |q: &Query| {
+        let c = crate::compile::compile(fields, q, &ResolvedFilters::default(), &[Scope::archive(ARCHIVE)])
+            .expect("compile");
+        format!("{c:?}")
+    };
+    let reversed = [
+        fields.subject_rev,
+        fields.body_rev,
+        fields.attachment_names_rev,
+        fields.attachment_text_rev,
+        fields.from.name_rev,
+        fields.from.addr_rev,
+        fields.from.raw_rev,
+        fields.bcc.raw_rev,
+    ];
+    let forward = [fields.subject, fields.body, fields.from.name, fields.from.addr, fields.from.raw];
+    let queries = [
+        "*ware",
+        "*example.com",
+        "*scsi",
+        "*MÜLLER",
+        "*ller",
+        "*straße",
+        "*@example.com",
+        "*.com",
+        "*nachname@example.com",
+        "subject:*ware",
+        "from:*example.com",
+        "to:*example.com",
+        "cc:*firma.de",
+        "acontent:*scsi",
+        "bcontent:*ware",
+        "*.txt",
+        "-*ware",
+        "-*example.com",
+        "-from:*example.com",
+        "*ware -*@example.org",
+    ];
+    for text in queries {
+        let query = parse_query(text).expect("query parses");
+        let debug = compiled(&query);
+        let twin = scanned_twin(&query);
+        let twin_debug = compiled(&twin);
+        if !text.contains(':') && !text.contains('-') {
+            // Unqualified: every field of Field::Any, each through its reversed companion.
+            for f in reversed {
+                assert!(debug.contains(&format!("field: {f:?}")), "{text}: {f:?} not in {debug}");
+            }
+            for f in forward {
+                assert!(!debug.contains(&format!("field: {f:?}")), "{text}: forward {f:?} in {debug}");
+                assert!(twin_debug.contains(&format!("field: {f:?}")), "{text}: twin lacks {f:?}");
+            }
+        }
+        let served = find(&idx, text);
+        let scanned = numbers_of(&idx, &shard_query(twin, ResolvedFilters::default()));
+        assert_eq!(served, scanned, "{text}: reversed-field result differs from the regex scan");
+    }
+    assert_eq!(find(&idx, "*ware"), vec![1, 2, 3, 4, 7]);
+    assert_eq!(find(&idx, "*scsi"), vec![3]);
+    assert_eq!(find(&idx, "*example.com"), vec![1, 2, 4, 5]);
+    // An unqualified exclusion never looks at address parts: message 7 matches `*ware` only through the
+    // part `software` of its address, so `-*ware` keeps it.
+    assert_eq!(find(&idx, "-*ware"), vec![5, 6, 7]);
+    assert_eq!(find(&idx, "-*example.com"), vec![3, 6, 7]);
 }
 
 #[test]

@@ -35,6 +35,9 @@ use crate::words::{split_parts, split_words};
 /// The name under which [`ArcaTokenizer`] is registered with an index.
 pub const TOKENIZER_NAME: &str = "arca";
 
+/// The name under which [`ReversedTokenizer`] is registered with an index.
+pub const REVERSED_TOKENIZER_NAME: &str = "arca_rev";
+
 /// Tokens longer than this (UTF-8 bytes) are not indexed.
 pub const MAX_TOKEN_BYTES: usize = 255;
 
@@ -239,6 +242,28 @@ impl Tokenizer for ArcaTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> ArcaTokenStream {
         ArcaTokenStream { tokens: tokens(text), next: 0, none: Token::default() }
+    }
+}
+
+/// The characters of a text in reverse order.
+pub fn reversed(text: &str) -> String {
+    text.chars().rev().collect()
+}
+
+/// [`ArcaTokenizer`] with every token's characters reversed: feeds the reversed-term companion fields
+/// that serve leading-wildcard queries as prefix walks (see [`crate::schema`]).
+#[derive(Debug, Clone, Default)]
+pub struct ReversedTokenizer;
+
+impl Tokenizer for ReversedTokenizer {
+    type TokenStream<'a> = ArcaTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> ArcaTokenStream {
+        let mut tokens = tokens(text);
+        for t in &mut tokens {
+            t.text = reversed(&t.text);
+        }
+        ArcaTokenStream { tokens, next: 0, none: Token::default() }
     }
 }
 
