@@ -22,6 +22,8 @@ use arca_types::document::MessageDoc;
 /// Flush when this many raw bytes wait: mail compresses to about a third, so full flushes make packs of
 /// about 10 MiB.
 pub const DEFAULT_FLUSH_BYTES: usize = 32 * 1024 * 1024;
+/// Unreferenced index objects are deleted this long after the manifest that dropped them is committed.
+const INDEX_GC_DELAY: Duration = Duration::from_secs(10);
 /// A group ends when no further submission arrives within this gap.
 const GROUP_GAP: Duration = Duration::from_millis(5);
 /// Flush at the latest this long after the first waiting message.
@@ -487,7 +489,23 @@ impl Flusher {
             .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
             .await
             .map_err(|reason| ShardError::Commit { shard, reason })?;
+        let live: std::collections::HashSet<String> = delta.index_files.iter().map(|(n, _)| n.clone()).collect();
         self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
+        // Index files that segment merges replaced are referenced by no committed manifest any more:
+        // delete them after a grace period (a new manifest first, then a delayed delete).
+        let unreferenced: Vec<String> = known.into_keys().filter(|n| !live.contains(n)).collect();
+        if !unreferenced.is_empty() {
+            let objects = self.shared.objects.clone();
+            let keys = self.shared.keys.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(INDEX_GC_DELAY).await;
+                for name in unreferenced {
+                    if let Err(e) = objects.delete(&keys.index_file(&name)).await {
+                        tracing::debug!("deleting unreferenced index file {name}: {e}");
+                    }
+                }
+            });
+        }
         Ok(())
     }
 
