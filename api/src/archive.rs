@@ -486,8 +486,9 @@ impl ArchiveService {
         query: ShardQuery,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
         if let Some(node) = self.remote_owner(tenant, id).await? {
-            let answer =
-                self.forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) }).await?;
+            let answer = self
+                .forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) })
+                .await?;
             return serde_json::from_value(answer)
                 .map_err(|e| ArchiveError::Search(format!("forwarded search answer: {e}")));
         }

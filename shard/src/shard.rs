@@ -489,7 +489,8 @@ impl Flusher {
             .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
             .await
             .map_err(|reason| ShardError::Commit { shard, reason })?;
-        let live: std::collections::HashSet<String> = delta.index_files.iter().map(|(n, _)| n.clone()).collect();
+        let live: std::collections::HashSet<String> =
+            delta.index_files.iter().map(|(n, _)| n.clone()).collect();
         self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
         // Index files that segment merges replaced are referenced by no committed manifest any more:
         // delete them after a grace period (a new manifest first, then a delayed delete).
