@@ -33,6 +33,11 @@ if [ "${1:-}" = "--fast" ]; then
   exec cargo nextest run --workspace --profile ci --locked -E 'not package(arca-tests)'
 fi
 
+# Formatting is part of the build: a diff fails the run (rustfmt comes with the toolchain).
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check
+fi
+
 # The suites start real `arca` processes: build the binary together with the tests.
 cargo build --workspace --bins --tests --locked
 cargo nextest run --workspace --profile ci --locked

@@ -53,7 +53,7 @@ pub const ARCHIVE_SERVICE: &str = "archive.shard";
 enum Remote {
     Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String, bool)> },
     Search { tenant: String, shard: ShardId, query: Box<ShardQuery> },
-    Fetch { tenant: String, shard: ShardId, number: u64 },
+    Fetch { tenant: String, shard: ShardId, number: u64, readable: Vec<ArchiveId> },
 }
 
 /// A message to archive: its folder (below the archive's top-level folder), bytes, and whether the
@@ -174,13 +174,6 @@ impl IndexSink for SearchSink {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn wrapped(json: &str) -> Result<WrappedKey, ArchiveError> {
     serde_json::from_str(json)
         .map_err(|e| ArchiveError::Keys(format!("a wrapped key in the catalogue is unreadable: {e}")))
@@ -241,13 +234,19 @@ impl ArchiveService {
     /// The tenant's current shard, created (named `YYYY-MM`, suffixed when taken) when there is none.
     /// Concurrent first imports race to create it: whoever loses reads the winner's shard.
     async fn current_shard(&self, tenant: &str) -> Result<ShardId, ArchiveError> {
+        // Hot path (every batch): the locally applied state. A current store changed elsewhere a moment
+        // ago is at worst a store that just stopped being current, which still accepts mail.
+        if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
+            return Ok(id);
+        }
         let _one_at_a_time = self.creating.lock().await;
         for _ in 0..5 {
             self.meta.linearizable().await?;
             if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
                 return Ok(id);
             }
-            let month = CivilDate::from_unix_seconds(now_unix(), 0).to_string()[..7].to_string();
+            let month =
+                CivilDate::from_unix_seconds(arca_shard::shard::now_unix(), 0).to_string()[..7].to_string();
             let taken: Vec<String> = self.meta.with_state(|s| {
                 s.tenant(tenant).map(|t| t.shards.values().map(|sh| sh.name.to_lowercase()).collect())
             })?;
@@ -529,9 +528,9 @@ impl ArchiveService {
             Remote::Search { tenant, shard, query } => serde_json::to_value(
                 self.search_local(&tenant, shard, &query).await.map_err(|e| e.to_string())?,
             ),
-            Remote::Fetch { tenant, shard, number } => {
+            Remote::Fetch { tenant, shard, number, readable } => {
                 let (entry, raw) =
-                    self.fetch_local(&tenant, shard, number).await.map_err(|e| e.to_string())?;
+                    self.fetch_local(&tenant, shard, number, &readable).await.map_err(|e| e.to_string())?;
                 serde_json::to_value((entry, BASE64.encode(raw)))
             }
         };
@@ -556,8 +555,11 @@ impl ArchiveService {
                     .collect()
             })
         })?;
-        let filters =
-            ResolvedFilters::resolve(&request.filters, CivilDate::from_unix_seconds(now_unix(), 0), 0);
+        let filters = ResolvedFilters::resolve(
+            &request.filters,
+            CivilDate::from_unix_seconds(arca_shard::shard::now_unix(), 0),
+            0,
+        );
         let cursor = match &request.cursor {
             Some(c) => Some(
                 arca_search::MergedCursor::decode(c, request.sort)
@@ -675,20 +677,32 @@ impl ArchiveService {
     }
 
     /// The listing entry and exact bytes of message `<shard>:<number>`, from the node serving the shard.
+    /// A message outside the `readable` archives answers `NoSuchMessage`, before any byte is read.
     pub async fn fetch(
         &self,
         tenant: &str,
         shard: ShardId,
         number: u64,
+        readable: &[ArchiveId],
     ) -> Result<(Entry, Vec<u8>), ArchiveError> {
         if let Some(node) = self.remote_owner(tenant, shard).await? {
-            let answer = self.forward(node, &Remote::Fetch { tenant: tenant.into(), shard, number }).await?;
+            let request = Remote::Fetch { tenant: tenant.into(), shard, number, readable: readable.to_vec() };
+            let answer = match self.forward(node, &request).await {
+                Ok(a) => a,
+                // The serving node's "no such message" arrives as text: keep it a "no such message".
+                Err(e)
+                    if e.to_string().contains(&ShardError::NoSuchMessage { shard, number }.to_string()) =>
+                {
+                    return Err(ShardError::NoSuchMessage { shard, number }.into());
+                }
+                Err(e) => return Err(e),
+            };
             let (entry, b64): (Entry, String) = serde_json::from_value(answer)
                 .map_err(|e| ArchiveError::Search(format!("forwarded fetch answer: {e}")))?;
             let raw = BASE64.decode(b64).map_err(|e| ArchiveError::Search(e.to_string()))?;
             return Ok((entry, raw));
         }
-        self.fetch_local(tenant, shard, number).await
+        self.fetch_local(tenant, shard, number, readable).await
     }
 
     async fn fetch_local(
@@ -696,9 +710,14 @@ impl ArchiveService {
         tenant: &str,
         shard: ShardId,
         number: u64,
+        readable: &[ArchiveId],
     ) -> Result<(Entry, Vec<u8>), ArchiveError> {
         let served = self.serve(tenant, shard).await?;
-        let entry = served.shard.entry(number).ok_or(ShardError::NoSuchMessage { shard, number })?;
+        let entry = served
+            .shard
+            .entry(number)
+            .filter(|e| readable.contains(&e.archive))
+            .ok_or(ShardError::NoSuchMessage { shard, number })?;
         let raw = served.shard.fetch(number).await?;
         Ok((entry, raw))
     }

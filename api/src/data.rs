@@ -439,11 +439,8 @@ async fn raw(
         .filter(|a| a.privileges.contains(&FolderPrivilege::Read))
         .map(|a| a.id)
         .collect();
-    match service.fetch(&caller.tenant, shard, number).await {
-        Ok((entry, bytes)) if readable.contains(&entry.archive) => {
-            ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response()
-        }
-        Ok(_) => not_found(),
+    match service.fetch(&caller.tenant, shard, number, &readable).await {
+        Ok((_, bytes)) => ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response(),
         Err(crate::archive::ArchiveError::Shard(arca_shard::shard::ShardError::NoSuchMessage { .. })) => {
             not_found()
         }

@@ -624,7 +624,8 @@ impl Flusher {
     }
 }
 
-fn now_unix() -> i64 {
+/// The current time as Unix seconds (archive dates).
+pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

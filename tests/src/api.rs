@@ -105,6 +105,24 @@ impl ApiClient {
         Ok(bytes)
     }
 
+    /// Every message id in `archive`, by paging through an empty search.
+    pub async fn all_ids(&self, archive: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let body =
+                serde_json::json!({"q": "", "archive": archive, "limit": 1000, "cursor": cursor}).to_string();
+            let answer = self.post_json("/api/data/search", &body).await?;
+            for h in answer["hits"].as_array().ok_or_else(|| anyhow::anyhow!("no hits in {answer}"))? {
+                ids.push(h["id"].as_str().ok_or_else(|| anyhow::anyhow!("hit without id"))?.to_string());
+            }
+            match answer["next"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(ids),
+            }
+        }
+    }
+
     /// GETs `path` without credentials.
     pub async fn get(&self, path: &str) -> Result<Answer> {
         let resp = self.http.get(format!("{}{}", self.base, path)).send().await?;

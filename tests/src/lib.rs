@@ -33,3 +33,12 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// The project's `shared/` directory (`$ARCA_SHARED_DIR`, else `../shared` beside the workspace), when it
+/// holds `marker` (e.g. `corpus/public/index.tsv`); suites that need the corpus skip without it.
+pub fn shared_dir(marker: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("ARCA_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    dir.join(marker).exists().then_some(dir)
+}

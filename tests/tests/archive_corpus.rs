@@ -3,20 +3,12 @@
 //! leaves every message exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use arca_tests::{ApiClient, Cluster, arca_bin};
+use anyhow::{Result, bail};
+use arca_tests::{Cluster, arca_bin};
 use serde_json::{Value, json};
-
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ARCA_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    dir.join("corpus/public/index.tsv").exists().then_some(dir)
-}
 
 /// path -> sha256 from the corpus index.
 fn corpus_index(shared: &std::path::Path) -> Result<BTreeMap<String, String>> {
@@ -42,26 +34,9 @@ fn import(cluster: &Cluster, source: &std::path::Path, user: &str) -> Result<Val
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// Every message id in `archive`, by paging through an empty search.
-async fn all_ids(api: &ApiClient, archive: &str) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let body = json!({"q": "", "archive": archive, "limit": 1000, "cursor": cursor}).to_string();
-        let answer = api.post_json("/api/data/search", &body).await?;
-        for h in answer["hits"].as_array().context("hits")? {
-            ids.push(h["id"].as_str().context("id")?.to_string());
-        }
-        match answer["next"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return Ok(ids),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> Result<()> {
-    let Some(shared) = shared_dir() else {
+    let Some(shared) = arca_tests::shared_dir("corpus/public/index.tsv") else {
         eprintln!("skipped: the shared corpus is not there (set ARCA_SHARED_DIR)");
         return Ok(());
     };
@@ -112,7 +87,7 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
     for source in &sources {
         let expected: BTreeSet<&String> =
             index.iter().filter(|(p, _)| p.starts_with(&format!("{source}/"))).map(|(_, h)| h).collect();
-        let ids = all_ids(&api, source).await?;
+        let ids = api.all_ids(source).await?;
         assert_eq!(ids.len(), expected.len(), "{source}: listed once each");
         let mut got = BTreeSet::new();
         for chunk in ids.chunks(16) {
@@ -148,7 +123,7 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
     tokio::time::sleep(Duration::from_millis(800)).await;
     child.kill()?;
     child.wait()?;
-    let partial = all_ids(&api, "killed").await?.len();
+    let partial = api.all_ids("killed").await?.len();
     let rerun = import(&cluster, &source, "killed")?;
     let expected = index
         .iter()
@@ -156,7 +131,7 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
         .map(|(_, h)| h)
         .collect::<BTreeSet<_>>()
         .len();
-    let ids = all_ids(&api, "killed").await?;
+    let ids = api.all_ids("killed").await?;
     assert_eq!(
         ids.len(),
         expected,

@@ -25,13 +25,6 @@ const PEAK_RSS_BOUND_KIB: u64 = 1024 * 1024;
 /// The archive (user) the corpus goes into.
 const ARCHIVE: &str = "hostile";
 
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ARCA_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    dir.join("corpus/hostile/cases.tsv").exists().then_some(dir)
-}
-
 /// One row of `cases.tsv`.
 #[derive(Debug, Clone)]
 struct Case {
@@ -120,23 +113,6 @@ fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
 
-/// Every message id in the archive, by paging through an empty search.
-async fn all_ids(api: &ApiClient) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let body = json!({"q": "", "archive": ARCHIVE, "limit": 1000, "cursor": cursor}).to_string();
-        let answer = api.post_json("/api/data/search", &body).await?;
-        for h in answer["hits"].as_array().context("hits")? {
-            ids.push(h["id"].as_str().context("id")?.to_string());
-        }
-        match answer["next"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return Ok(ids),
-        }
-    }
-}
-
 /// POSTs raw bytes to a data API path as the client's user; the status and the JSON answer.
 async fn post_bytes(api: &ApiClient, path: &str, body: Vec<u8>) -> Result<(u16, Value)> {
     let http = reqwest::Client::builder()
@@ -168,7 +144,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_corpus_is_archived_or_refused_with_a_reason_and_nothing_panics() -> Result<()> {
-    let Some(shared) = shared_dir() else {
+    let Some(shared) = arca_tests::shared_dir("corpus/hostile/cases.tsv") else {
         eprintln!("skipped: the hostile corpus is not there (set ARCA_SHARED_DIR)");
         return Ok(());
     };
@@ -304,7 +280,7 @@ async fn hostile_corpus_is_archived_or_refused_with_a_reason_and_nothing_panics(
         hash_of.insert(case.file.clone(), sha256_file(&path_of[&case.file])?);
     }
     let expected_hashes: BTreeSet<&String> = hash_of.values().collect();
-    let ids = all_ids(&api).await?;
+    let ids = api.all_ids(ARCHIVE).await?;
     let mut id_of_hash: BTreeMap<String, String> = BTreeMap::new();
     for id in &ids {
         let bytes = api.get_authed(&format!("/api/data/messages/{id}/raw")).await?;
