@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -13,8 +13,9 @@ use futures::future::BoxFuture;
 use arca_ingest::{Limits, parse_message};
 use arca_raft::{MetaNode, RaftNodeError};
 use arca_search::{IndexEntry, MergedPage, ResolvedFilters, Scope, ShardIndex, ShardQuery};
+use arca_shard::index_files::IndexFilesError;
 use arca_shard::manifest::{Direction, Entry};
-use arca_shard::objects::{ObjectError, Objects, ShardKeys};
+use arca_shard::objects::{ObjectError, Objects};
 use arca_shard::pack::PackConfig;
 use arca_shard::shard::{Catalog, IndexSink, Outcome, Shard, ShardError, ShardParams};
 use arca_shard::staging::Incoming;
@@ -80,7 +81,7 @@ pub enum Archived {
 #[derive(Clone)]
 struct Served {
     shard: Shard,
-    index: Arc<RwLock<ShardIndex>>,
+    index: Arc<ShardIndex>,
     /// False when the index files named by the manifest could not be restored: searches then list
     /// the shard as missing until `RebuildStoreIndex` has run (invariant 5).
     complete: Arc<std::sync::atomic::AtomicBool>,
@@ -138,7 +139,7 @@ impl Catalog for RaftCatalog {
 
 /// Feeds the writer's documents into the shard's tantivy index.
 struct SearchSink {
-    index: Arc<RwLock<ShardIndex>>,
+    index: Arc<ShardIndex>,
     /// The index directory; segment file names are relative to it.
     dir: PathBuf,
 }
@@ -152,15 +153,15 @@ impl IndexSink for SearchSink {
             archived_at: entry.archived_at,
             sent: entry.direction == Direction::Sent,
         };
-        self.index.write().unwrap_or_else(|p| p.into_inner()).add(&e, doc).map_err(|e| e.to_string())
+        self.index.add(&e, doc).map_err(|e| e.to_string())
     }
 
     fn reset(&mut self) -> Result<(), String> {
-        self.index.write().unwrap_or_else(|p| p.into_inner()).delete_all().map_err(|e| e.to_string())
+        self.index.delete_all().map_err(|e| e.to_string())
     }
 
     fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String> {
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let index = &self.index;
         index.commit().map_err(|e| e.to_string())?;
         let files = index.segment_files().map_err(|e| e.to_string())?;
         let mut out = Vec::new();
@@ -299,23 +300,19 @@ impl ArchiveService {
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
-        let complete = match self.restore_index(tenant, id, &record.manifest, &key, &index_dir).await {
+        let complete = match self.restore_index(id, &record.manifest, &key, &index_dir).await? {
             Ok(()) => true,
-            Err(ArchiveError::Objects(ObjectError::Missing { key: missing })) => {
-                tracing::warn!(
-                    shard = id,
-                    "index file {missing} is missing: the store's index must be rebuilt"
-                );
+            Err(why) => {
+                tracing::warn!(shard = id, "{why}: the store's index must be rebuilt");
                 std::fs::remove_dir_all(&index_dir).ok();
                 std::fs::create_dir_all(&index_dir)
                     .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
                 false
             }
-            Err(e) => return Err(e),
         };
         let index =
             ShardIndex::open_or_create_in_dir(&index_dir).map_err(|e| ArchiveError::Search(e.to_string()))?;
-        let index = Arc::new(RwLock::new(index));
+        let index = Arc::new(index);
         let shard = Shard::open(ShardParams {
             tenant: tenant.into(),
             id,
@@ -337,37 +334,37 @@ impl ArchiveService {
     }
 
     /// Makes the local index directory hold exactly the index the committed manifest names: its
-    /// `meta.json` and every segment file (downloaded when missing or of another size).
+    /// `meta.json` and every segment file (restored from their bundles when missing or of another
+    /// size). The inner `Err` says why the index cannot be restored and must be rebuilt from the packs.
     async fn restore_index(
         &self,
-        tenant: &str,
         id: ShardId,
         head: &Option<String>,
         key: &DataKey,
         dir: &std::path::Path,
-    ) -> Result<(), ArchiveError> {
+    ) -> Result<Result<(), String>, ArchiveError> {
         if head.is_none() {
-            return Ok(());
+            return Ok(Ok(()));
         }
         let manifest = arca_shard::shard::load_manifest(&self.objects, id, key, head.clone()).await?;
-        let Some(meta) = manifest.index_meta else { return Ok(()) };
-        let keys = ShardKeys::new(tenant, id);
-        let io = |path: &std::path::Path, e: std::io::Error| {
-            ArchiveError::Search(format!("{}: {e}", path.display()))
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        for (name, size) in &manifest.index_files {
-            let path = dir.join(name);
-            if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(*size) {
-                let bytes = self.objects.get(&keys.index_file(name)).await?;
-                std::fs::write(&path, &bytes).map_err(|e| io(&path, e))?;
+        let Some(meta) = manifest.index_meta else { return Ok(Ok(())) };
+        match arca_shard::index_files::restore(&self.objects, key, &manifest.index_files, dir).await {
+            Ok(()) => {}
+            Err(IndexFilesError::Object(ObjectError::Missing { key })) => {
+                return Ok(Err(format!("index bundle {key} is missing")));
             }
+            Err(e @ (IndexFilesError::Damaged { .. } | IndexFilesError::Short { .. })) => {
+                return Ok(Err(e.to_string()));
+            }
+            Err(IndexFilesError::Object(e)) => return Err(e.into()),
+            Err(e @ IndexFilesError::Io { .. }) => return Err(ArchiveError::Search(e.to_string())),
         }
         let meta_path = dir.join("meta.json");
         if std::fs::read_to_string(&meta_path).ok().as_deref() != Some(meta.as_str()) {
-            std::fs::write(&meta_path, meta).map_err(|e| io(&meta_path, e))?;
+            std::fs::write(&meta_path, meta)
+                .map_err(|e| ArchiveError::Search(format!("{}: {e}", meta_path.display())))?;
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// The node serving shard `id` when it is another live member; `None` when this node serves it
@@ -504,7 +501,7 @@ impl ArchiveService {
         if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(ArchiveError::Search(format!("store {id} has no complete index (rebuild it)")));
         }
-        let index = served.index.read().unwrap_or_else(|p| p.into_inner());
+        let index = &served.index;
         index.search(query).map_err(|e| ArchiveError::Search(e.to_string()))
     }
 
@@ -659,8 +656,9 @@ impl ArchiveService {
         id: ShardId,
     ) -> Result<(u64, Vec<(String, u64)>), ArchiveError> {
         let served = self.serve(tenant, id).await?;
-        let docs = served.index.read().unwrap_or_else(|p| p.into_inner()).num_docs();
-        Ok((docs, served.shard.with_manifest(|m| m.index_files.clone())))
+        let docs = served.index.num_docs();
+        let files = served.shard.with_manifest(|m| m.index_files.clone());
+        Ok((docs, files.into_iter().map(|f| (f.name, f.size)).collect()))
     }
 
     /// Every listing entry of every shard of `tenant` (statistics, folder listings).

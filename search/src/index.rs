@@ -2,8 +2,8 @@
 //!
 //! The index is derived data (invariant 7): the shard layer feeds it from packs and manifest, can delete
 //! everything (or one archive) and add again, and uploads the immutable segment files that
-//! [`ShardIndex::segment_files`] lists. Writes are buffered by one writer thread with a fixed memory budget
-//! ([`WRITER_MEMORY_BYTES`]); nothing is searchable or durable before [`ShardIndex::commit`].
+//! [`ShardIndex::segment_files`] lists. Writes are buffered by one indexing thread per core with a fixed memory budget
+//! each ([`WRITER_MEMORY_BYTES_PER_THREAD`]); nothing is searchable or durable before [`ShardIndex::commit`].
 
 use std::path::{Path, PathBuf};
 
@@ -22,8 +22,14 @@ use crate::tokenizer::{
     ArcaTokenizer, REVERSED_TOKENIZER_NAME, ReversedTokenizer, TOKENIZER_NAME, nfc, reversed,
 };
 
-/// Memory budget of the index writer (one thread); tantivy flushes a segment when it is reached.
-pub const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+/// Memory budget of each indexing thread; tantivy flushes a segment when it is reached.
+pub const WRITER_MEMORY_BYTES_PER_THREAD: usize = 32 * 1024 * 1024;
+
+/// Indexing threads: one per core (at most 4), since tokenising and inverting text is the CPU cost
+/// of archiving.
+fn indexing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
 
 /// Where a message is filed and when it was archived: what the index needs beside its [`MessageDoc`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +50,8 @@ pub struct ShardIndex {
     index: Index,
     fields: Fields,
     reader: IndexReader,
-    writer: Option<IndexWriter>,
+    /// Opened on first write; behind a lock of its own so that a commit never blocks searches.
+    writer: std::sync::Mutex<Option<IndexWriter>>,
 }
 
 impl std::fmt::Debug for ShardIndex {
@@ -93,7 +100,7 @@ impl ShardIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(tantivy_err(format!("{context}: open reader")))?;
-        Ok(ShardIndex { index, fields, reader, writer: None })
+        Ok(ShardIndex { index, fields, reader, writer: std::sync::Mutex::new(None) })
     }
 
     /// The field handles of the schema.
@@ -111,25 +118,34 @@ impl ShardIndex {
         self.reader.searcher().num_docs()
     }
 
-    fn writer(&mut self) -> Result<&mut IndexWriter, SearchError> {
-        if self.writer.is_none() {
+    /// Runs `f` on the index writer, opening it on first use.
+    fn with_writer<R>(
+        &self,
+        f: impl FnOnce(&mut IndexWriter) -> Result<R, SearchError>,
+    ) -> Result<R, SearchError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let threads = indexing_threads();
             let writer = self
                 .index
-                .writer_with_num_threads(1, WRITER_MEMORY_BYTES)
+                .writer_with_num_threads(threads, threads * WRITER_MEMORY_BYTES_PER_THREAD)
                 .map_err(tantivy_err("open index writer"))?;
-            self.writer = Some(writer);
+            *guard = Some(writer);
         }
-        self.writer.as_mut().ok_or_else(|| SearchError::Schema {
-            context: "open index writer".into(),
-            reason: "writer unavailable".into(),
-        })
+        match guard.as_mut() {
+            Some(writer) => f(writer),
+            None => Err(SearchError::Schema {
+                context: "open index writer".into(),
+                reason: "writer unavailable".into(),
+            }),
+        }
     }
 
     /// Adds one message (searchable after the next [`ShardIndex::commit`]).
-    pub fn add(&mut self, entry: &IndexEntry, doc: &MessageDoc) -> Result<(), SearchError> {
+    pub fn add(&self, entry: &IndexEntry, doc: &MessageDoc) -> Result<(), SearchError> {
         let document = self.document(entry, doc);
         let number = entry.number;
-        self.writer()?.add_document(document).map_err(tantivy_err(format!("add message {number}")))?;
+        self.with_writer(|w| w.add_document(document).map_err(tantivy_err(format!("add message {number}"))))?;
         Ok(())
     }
 
@@ -196,29 +212,29 @@ impl ShardIndex {
     }
 
     /// Deletes every document (effective at the next commit): the start of a full rebuild.
-    pub fn delete_all(&mut self) -> Result<(), SearchError> {
-        self.writer()?.delete_all_documents().map_err(tantivy_err("delete all documents"))?;
+    pub fn delete_all(&self) -> Result<(), SearchError> {
+        self.with_writer(|w| w.delete_all_documents().map_err(tantivy_err("delete all documents")))?;
         Ok(())
     }
 
     /// Deletes every document of one archive (effective at the next commit): rebuilding one
     /// (shard, archive) entry of SRCH-07.
-    pub fn delete_archive(&mut self, archive: ArchiveId) -> Result<(), SearchError> {
+    pub fn delete_archive(&self, archive: ArchiveId) -> Result<(), SearchError> {
         let term = Term::from_field_u64(self.fields.archive, archive);
-        self.writer()?.delete_term(term);
+        self.with_writer(|w| Ok(w.delete_term(term)))?;
         Ok(())
     }
 
     /// Deletes every document of one message number, in all archives (effective at the next commit).
-    pub fn delete_message(&mut self, number: u64) -> Result<(), SearchError> {
+    pub fn delete_message(&self, number: u64) -> Result<(), SearchError> {
         let term = Term::from_field_u64(self.fields.number, number);
-        self.writer()?.delete_term(term);
+        self.with_writer(|w| Ok(w.delete_term(term)))?;
         Ok(())
     }
 
     /// Makes every change since the last commit durable and searchable.
-    pub fn commit(&mut self) -> Result<(), SearchError> {
-        if let Some(writer) = self.writer.as_mut() {
+    pub fn commit(&self) -> Result<(), SearchError> {
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             writer.commit().map_err(tantivy_err("commit index"))?;
         }
         self.reader.reload().map_err(tantivy_err("reload index reader"))?;

@@ -103,7 +103,7 @@ fn entry(number: u64) -> IndexEntry {
 
 /// An index of messages numbered 1, 2, … in archive 1, folder `Posteingang`.
 fn index(docs: Vec<MessageDoc>) -> ShardIndex {
-    let mut idx = ShardIndex::in_ram().expect("index");
+    let idx = ShardIndex::in_ram().expect("index");
     for (i, doc) in docs.iter().enumerate() {
         idx.add(&entry(i as u64 + 1), doc).expect("add");
     }
@@ -579,7 +579,7 @@ fn message_date_range_includes_both_end_days() {
 #[test]
 fn archive_date_range_includes_both_end_days_and_missing_dates_use_it() {
     let jan10 = day(2026, 1, 10).unix_midnight(0);
-    let mut idx = ShardIndex::in_ram().expect("index");
+    let idx = ShardIndex::in_ram().expect("index");
     for (n, at) in [(1, jan10 - 1), (2, jan10), (3, jan10 + 86_400 - 1), (4, jan10 + 86_400)] {
         let e = IndexEntry { archived_at: at, ..entry(n) };
         idx.add(&e, &m()).expect("add");
@@ -622,7 +622,7 @@ fn attachment_checkboxes_leave_out_messages_with_or_without_attachments() {
 }
 
 fn folder_index() -> ShardIndex {
-    let mut idx = ShardIndex::in_ram().expect("index");
+    let idx = ShardIndex::in_ram().expect("index");
     let places = [
         (1, ARCHIVE, "Posteingang"),
         (2, ARCHIVE, "Posteingang/Projekte 2017/Gewinnoptimierung"),
@@ -721,7 +721,7 @@ fn sort_docs() -> Vec<(MessageDoc, bool)> {
 }
 
 fn sort_index(docs: &[(MessageDoc, bool)], numbers: impl Iterator<Item = u64>) -> ShardIndex {
-    let mut idx = ShardIndex::in_ram().expect("index");
+    let idx = ShardIndex::in_ram().expect("index");
     for ((doc, sent), n) in docs.iter().zip(numbers) {
         idx.add(&IndexEntry { sent: *sent, ..entry(n) }, doc).expect("add");
         // Several segments, so that ordinals of different segments meet.
@@ -901,7 +901,7 @@ fn highlights_mark_matched_terms_in_subject_sender_and_recipients() {
 
 #[test]
 fn hits_carry_the_columns_of_the_result_list() {
-    let mut idx = ShardIndex::in_ram().expect("index");
+    let idx = ShardIndex::in_ram().expect("index");
     let doc = m()
         .subject("Angebot")
         .from("Anna <anna@example.com>")

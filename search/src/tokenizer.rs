@@ -119,6 +119,12 @@ fn unit(text: &str, start: usize, end: usize, cjk: bool, single_cjk: bool) -> Un
 /// Cuts one part (no separators) into units: runs of other scripts as they are, space-less runs as
 /// bigrams (or the single character).
 fn part_units(part: &str, base: usize, units: &mut Vec<Unit>) {
+    // Fast path: an ASCII part holds no space-less script and nothing to fold.
+    if part.is_ascii() {
+        let text = part.to_ascii_lowercase();
+        units.push(Unit { text, folded: None, start: base, end: base + part.len(), single_cjk: false });
+        return;
+    }
     let chars: Vec<(usize, char)> = part.char_indices().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -189,27 +195,21 @@ pub fn tokens(text: &str) -> Vec<Token> {
     let text = nfc(text);
     let mut out = Vec::new();
     let mut position = 0usize;
-    let push = |out: &mut Vec<Token>, text: &str, from: usize, to: usize, position: usize| {
+    let push = |out: &mut Vec<Token>, text: String, from: usize, to: usize, position: usize| {
         if !text.is_empty() && text.len() <= MAX_TOKEN_BYTES {
-            out.push(Token {
-                offset_from: from,
-                offset_to: to,
-                position,
-                text: text.to_string(),
-                position_length: 1,
-            });
+            out.push(Token { offset_from: from, offset_to: to, position, text, position_length: 1 });
         }
     };
     for word in analyze(&text) {
-        if let Some(whole) = &word.whole {
+        if let Some(whole) = word.whole {
             push(&mut out, whole, word.start, word.end, position);
-            if let Some(f) = &word.whole_folded {
+            if let Some(f) = word.whole_folded {
                 push(&mut out, f, word.start, word.end, position);
             }
         }
-        for u in &word.units {
-            push(&mut out, &u.text, u.start, u.end, position);
-            if let Some(f) = &u.folded {
+        for u in word.units {
+            push(&mut out, u.text, u.start, u.end, position);
+            if let Some(f) = u.folded {
                 push(&mut out, f, u.start, u.end, position);
             }
             position += 1;
@@ -259,9 +259,14 @@ impl Tokenizer for ReversedTokenizer {
     type TokenStream<'a> = ArcaTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> ArcaTokenStream {
+        // The companion fields keep doc ids only: each distinct term once per text is enough, and
+        // feeding fewer tokens is most of the cost of these fields.
         let mut tokens = tokens(text);
-        for t in &mut tokens {
+        tokens.sort_unstable_by(|a, b| a.text.cmp(&b.text));
+        tokens.dedup_by(|a, b| a.text == b.text);
+        for (position, t) in tokens.iter_mut().enumerate() {
             t.text = reversed(&t.text);
+            t.position = position;
         }
         ArcaTokenStream { tokens, next: 0, none: Token::default() }
     }

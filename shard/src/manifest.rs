@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::index_files::IndexFile;
 use arca_types::ArchiveId;
 
 /// Whether a message was sent or received by the archive's owner: part of a message's identity.
@@ -56,8 +57,8 @@ pub struct ManifestDelta {
     pub previous: Option<String>,
     pub packs: Vec<PackInfo>,
     pub entries: Vec<Entry>,
-    /// The complete list of index segment files after this flush (name, size); immutable objects.
-    pub index_files: Vec<(String, u64)>,
+    /// The complete list of index segment files after this flush, each in a bundle object.
+    pub index_files: Vec<IndexFile>,
     /// The index's `meta.json` after this flush: it changes with every commit, so it lives here rather
     /// than in an object of its own (objects are never rewritten).
     #[serde(default)]
@@ -69,7 +70,7 @@ pub struct ManifestDelta {
 pub struct Manifest {
     pub entries: Vec<Entry>,
     pub packs: Vec<PackInfo>,
-    pub index_files: Vec<(String, u64)>,
+    pub index_files: Vec<IndexFile>,
     pub index_meta: Option<String>,
     pub sequence: u64,
     /// Key of the newest delta.

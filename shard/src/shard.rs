@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::index_files::{BundleBuilder, IndexFilesError};
 use crate::manifest::{ContentRef, Entry, Manifest, ManifestDelta, PackInfo};
 use crate::objects::{ObjectError, Objects, ShardKeys};
 use crate::pack::{PackConfig, PackError, PackFooter, PackId, PackWriter, read_message};
@@ -84,7 +86,7 @@ pub trait IndexSink: Send + 'static {
 }
 
 /// Turns raw bytes back into the document the index needs (a rebuild re-parses every message).
-pub type Parser = Box<dyn Fn(&[u8]) -> MessageDoc + Send>;
+pub type Parser = Box<dyn Fn(&[u8]) -> MessageDoc + Send + Sync>;
 
 /// A pack that failed verification and the messages it affects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +130,7 @@ struct Submission {
     reply: Reply,
 }
 
-/// Work for the flusher, which owns the index writer: archiving, or rebuilding the index.
+/// Work for the writer: archiving, or rebuilding the index.
 enum Job {
     Archive(Submission),
     Rebuild { parse: Parser, reply: oneshot::Sender<Result<u64, String>> },
@@ -203,7 +205,7 @@ pub async fn load_manifest(
 
 impl Shard {
     /// Opens a shard for serving: reads its manifest chain, re-submits what the staging log still holds,
-    /// and starts the flusher.
+    /// and starts the writer (packer and publisher).
     pub async fn open(params: ShardParams) -> Result<Shard, ShardError> {
         let keys = ShardKeys::new(&params.tenant, params.id);
         let manifest =
@@ -220,16 +222,28 @@ impl Shard {
             footers: Mutex::new(HashMap::new()),
         });
         let (queue, rx) = mpsc::channel(64);
-        let flusher = Flusher {
+        let staging = Arc::new(Mutex::new(StagingLog { staging, in_flight: 0 }));
+        let failures = Arc::new(AtomicU64::new(0));
+        let packer = Packer {
             shared: shared.clone(),
-            catalog: params.catalog,
-            index: params.index,
-            staging,
+            staging: staging.clone(),
+            failures: failures.clone(),
+            pending: Pending::default(),
             flush_bytes: params.flush_bytes.max(1),
             flush_delay: params.flush_delay,
             pack: params.pack,
         };
-        tokio::spawn(flusher.run(rx));
+        let publisher = Publisher {
+            shared: shared.clone(),
+            catalog: params.catalog,
+            index: Some(params.index),
+            staging,
+            failures,
+        };
+        // One packed group may wait while the publisher commits the previous one.
+        let (stage_tx, stage_rx) = mpsc::channel(1);
+        tokio::spawn(packer.run(rx, stage_tx));
+        tokio::spawn(publisher.run(stage_rx));
         let shard = Shard { shared, queue };
         if !pending.is_empty() {
             tracing::info!(
@@ -372,18 +386,80 @@ impl Shard {
     }
 }
 
-struct Flusher {
-    shared: Arc<Shared>,
-    catalog: Arc<dyn Catalog>,
-    index: Box<dyn IndexSink>,
+/// The staging log and how many staged groups are not yet published: it is emptied only when none is.
+struct StagingLog {
     staging: Staging,
+    in_flight: usize,
+}
+
+type SharedStaging = Arc<Mutex<StagingLog>>;
+
+fn lock_staging(s: &SharedStaging) -> std::sync::MutexGuard<'_, StagingLog> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Identities and contents of groups packed but not yet in the manifest, so that the next group dedupes
+/// against them too.
+#[derive(Default)]
+struct Pending {
+    identity: HashMap<(u64, [u8; 32], crate::manifest::Direction), u64>,
+    content: HashMap<[u8; 32], ContentRef>,
+    /// Per group: its highest new number and the keys it added, oldest first.
+    groups: std::collections::VecDeque<(u64, Vec<(u64, [u8; 32], crate::manifest::Direction)>)>,
+    /// The next free number counting pending groups.
+    next: u64,
+    /// The publisher's failure count when these groups were packed.
+    generation: u64,
+}
+
+impl Pending {
+    /// Forgets groups the manifest now holds (numbers below `applied`), or everything after a failure.
+    fn prune(&mut self, applied: u64, generation: u64) {
+        if generation != self.generation {
+            *self = Pending { generation, ..Pending::default() };
+        }
+        while self.groups.front().is_some_and(|(last, _)| *last < applied) {
+            if let Some((_, keys)) = self.groups.pop_front() {
+                for k in keys {
+                    self.identity.remove(&k);
+                    self.content.remove(&k.1);
+                }
+            }
+        }
+        self.next = self.next.max(applied);
+    }
+}
+
+/// A group that is staged and packed, waiting for its index commit and manifest.
+struct Prepared {
+    generation: u64,
+    replies: Vec<(Reply, usize)>,
+    outcomes: Vec<Outcome>,
+    packs: Vec<PackInfo>,
+    entries: Vec<Entry>,
+    docs: Vec<MessageDoc>,
+}
+
+/// Work for the publisher, in the order the packer made it.
+enum Stage {
+    Publish(Prepared),
+    Rebuild { parse: Parser, reply: oneshot::Sender<Result<u64, String>> },
+}
+
+/// The first half of the writer: groups submissions, stages them (one fsync), dedupes and writes the
+/// pack. It runs one group ahead of the [`Publisher`], so packing overlaps the index commit.
+struct Packer {
+    shared: Arc<Shared>,
+    staging: SharedStaging,
+    failures: Arc<AtomicU64>,
+    pending: Pending,
     flush_bytes: usize,
     flush_delay: Duration,
     pack: PackConfig,
 }
 
-impl Flusher {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+impl Packer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>, publisher: mpsc::Sender<Stage>) {
         let mut held: Option<Job> = None;
         loop {
             let job = match held.take() {
@@ -395,8 +471,11 @@ impl Flusher {
             };
             let first = match job {
                 Job::Rebuild { parse, reply } => {
-                    let answer = self.rebuild(parse).await.map_err(|e| e.to_string());
-                    let _ = reply.send(answer);
+                    if let Err(mpsc::error::SendError(Stage::Rebuild { reply, .. })) =
+                        publisher.send(Stage::Rebuild { parse, reply }).await
+                    {
+                        let _ = reply.send(Err(ShardError::Closed(self.shared.id).to_string()));
+                    }
                     continue;
                 }
                 Job::Archive(s) => s,
@@ -420,33 +499,232 @@ impl Flusher {
                     Ok(None) | Err(_) => break,
                 }
             }
-            let result = self.flush(&batch).await;
-            let mut offset = 0;
-            for s in batch {
-                let n = s.messages.len();
-                let answer = match &result {
-                    Ok(outcomes) => Ok(outcomes[offset..offset + n].to_vec()),
-                    Err(e) => Err(e.to_string()),
-                };
-                offset += n;
-                let _ = s.reply.send(answer);
+            let counts: Vec<usize> = batch.iter().map(|s| s.messages.len()).collect();
+            match self.prepare(&mut batch).await {
+                Ok(mut prepared) => {
+                    prepared.replies = batch.into_iter().zip(counts).map(|(s, n)| (s.reply, n)).collect();
+                    if let Err(mpsc::error::SendError(Stage::Publish(p))) =
+                        publisher.send(Stage::Publish(prepared)).await
+                    {
+                        let closed = ShardError::Closed(self.shared.id).to_string();
+                        for (reply, _) in p.replies {
+                            let _ = reply.send(Err(closed.clone()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for s in batch {
+                        let _ = s.reply.send(Err(e.to_string()));
+                    }
+                }
             }
         }
     }
 
-    /// Commits the index, uploads its new files, writes the manifest delta naming `packs` and `entries`
-    /// and the index, commits it through the catalogue (fenced by epoch), and applies it locally.
+    /// Stages, dedupes and packs one group; the messages' documents move into the result.
+    async fn prepare(&mut self, batch: &mut [Submission]) -> Result<Prepared, ShardError> {
+        let shard = self.shared.id;
+        let t0 = Instant::now();
+        {
+            let messages: Vec<&Incoming> = batch.iter().flat_map(|s| s.messages.iter()).collect();
+            let mut log = lock_staging(&self.staging);
+            log.staging.append(&messages)?;
+            log.in_flight += 1;
+        }
+        let t_staging = t0.elapsed();
+        let generation = self.failures.load(Ordering::SeqCst);
+        let applied = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).next_number();
+        self.pending.prune(applied, generation);
+
+        let pack_id = PackId::random();
+        let pack_key = self.shared.keys.pack(&pack_id.to_string());
+        let mut writer = PackWriter::new(&self.shared.key, pack_id, self.pack)
+            .map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
+        let archived_at = now_unix();
+        let mut outcomes = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut docs: Vec<MessageDoc> = Vec::new();
+        let mut added = Vec::new();
+        {
+            let manifest = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            for m in batch.iter_mut().flat_map(|s| s.messages.iter_mut()) {
+                let sha: [u8; 32] = Sha256::digest(&m.raw).into();
+                let identity = (m.archive, sha, m.direction);
+                if let Some(n) = manifest.find_identity(m.archive, &sha, m.direction).or(self
+                    .pending
+                    .identity
+                    .get(&identity)
+                    .copied())
+                {
+                    outcomes.push(Outcome::AlreadyPresent(n));
+                    continue;
+                }
+                let number = self.pending.next;
+                self.pending.next += 1;
+                let content =
+                    match manifest.find_content(&sha).or(self.pending.content.get(&sha)) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let meta = serde_json::to_vec(&(m.archive, &m.folder, m.direction, archived_at))
+                                .map_err(|e| ShardError::Index { shard, reason: e.to_string() })?;
+                            writer.push_with_meta(number, &m.raw, &meta).map_err(|source| {
+                                ShardError::Pack { shard, pack: pack_key.clone(), source }
+                            })?;
+                            let c = ContentRef { pack: pack_key.clone(), record: number };
+                            self.pending.content.insert(sha, c.clone());
+                            c
+                        }
+                    };
+                self.pending.identity.insert(identity, number);
+                added.push(identity);
+                entries.push(Entry {
+                    number,
+                    archive: m.archive,
+                    folder: m.folder.clone(),
+                    direction: m.direction,
+                    sha256: sha,
+                    size: m.raw.len() as u64,
+                    archived_at,
+                    content,
+                });
+                docs.push(std::mem::take(&mut m.doc));
+                outcomes.push(Outcome::Archived(number));
+            }
+        }
+        if let Some(last) = entries.last() {
+            self.pending.groups.push_back((last.number, added));
+        }
+        let mut packs = Vec::new();
+        if writer.message_count() > 0 {
+            let records = writer.message_count() as u64;
+            let sealed = writer.finish().map_err(|source| ShardError::Pack {
+                shard,
+                pack: pack_key.clone(),
+                source,
+            })?;
+            let bytes = sealed.bytes.len() as u64;
+            self.shared.objects.put(&pack_key, sealed.bytes).await?;
+            packs.push(PackInfo { key: pack_key, bytes, records });
+        }
+        tracing::debug!(
+            shard,
+            messages = outcomes.len(),
+            staging = ?t_staging,
+            pack = ?(t0.elapsed() - t_staging),
+            "packed"
+        );
+        Ok(Prepared { generation, replies: Vec::new(), outcomes, packs, entries, docs })
+    }
+}
+
+/// The second half of the writer, which owns the index: indexes a packed group, commits the index,
+/// uploads its new files as one bundle, commits the manifest delta (fenced by epoch), and only then
+/// acknowledges the group's messages (invariant 1).
+struct Publisher {
+    shared: Arc<Shared>,
+    catalog: Arc<dyn Catalog>,
+    index: Option<Box<dyn IndexSink>>,
+    staging: SharedStaging,
+    failures: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut rx: mpsc::Receiver<Stage>) {
+        while let Some(stage) = rx.recv().await {
+            match stage {
+                Stage::Rebuild { parse, reply } => {
+                    let answer = self.rebuild(parse).await.map_err(|e| e.to_string());
+                    let _ = reply.send(answer);
+                }
+                Stage::Publish(p) => {
+                    let t0 = Instant::now();
+                    let result = if p.generation != self.failures.load(Ordering::SeqCst) {
+                        Err("an earlier flush of this store failed; nothing of this group was stored, \
+                             send it again"
+                            .to_string())
+                    } else {
+                        self.publish_group(p.packs, p.entries, p.docs).await.map_err(|e| {
+                            self.failures.fetch_add(1, Ordering::SeqCst);
+                            e.to_string()
+                        })
+                    };
+                    {
+                        let mut log = lock_staging(&self.staging);
+                        log.in_flight = log.in_flight.saturating_sub(1);
+                        if log.in_flight == 0
+                            && let Err(e) = log.staging.clear()
+                        {
+                            tracing::warn!(shard = self.shared.id, "{e}");
+                        }
+                    }
+                    tracing::debug!(shard = self.shared.id, publish = ?t0.elapsed(), "published");
+                    let mut offset = 0;
+                    for (reply, n) in p.replies {
+                        let answer = match &result {
+                            Ok(()) => Ok(p.outcomes[offset..offset + n].to_vec()),
+                            Err(e) => Err(e.clone()),
+                        };
+                        offset += n;
+                        let _ = reply.send(answer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the index sink on a blocking thread (tantivy commits take seconds).
+    async fn with_index<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Box<dyn IndexSink>) -> Result<R, String> + Send + 'static,
+    ) -> Result<R, ShardError> {
+        let shard = self.shared.id;
+        let mut index = self
+            .index
+            .take()
+            .ok_or(ShardError::Index { shard, reason: "the index writer was lost".into() })?;
+        let (index, result) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut index);
+            (index, r)
+        })
+        .await
+        .map_err(|e| ShardError::Index { shard, reason: format!("index task failed: {e}") })?;
+        self.index = Some(index);
+        result.map_err(|reason| ShardError::Index { shard, reason })
+    }
+
+    async fn publish_group(
+        &mut self,
+        packs: Vec<PackInfo>,
+        entries: Vec<Entry>,
+        docs: Vec<MessageDoc>,
+    ) -> Result<(), ShardError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let batch = entries.clone();
+        self.with_index(move |index| {
+            for (entry, doc) in batch.iter().zip(&docs) {
+                index.add(entry, doc)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.publish(packs, entries).await
+    }
+
+    /// Commits the index, uploads its new files as one bundle, writes the manifest delta naming `packs`
+    /// and `entries` and the index, commits it through the catalogue (fenced by epoch), and applies it
+    /// locally.
     async fn publish(&mut self, packs: Vec<PackInfo>, entries: Vec<Entry>) -> Result<(), ShardError> {
         let shard = self.shared.id;
-        let (sequence, head) = {
+        let (sequence, head, known) = {
             let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
-            (m.sequence + 1, m.head.clone())
+            (m.sequence + 1, m.head.clone(), m.index_files.clone())
         };
-        let files = self.index.commit().map_err(|reason| ShardError::Index { shard, reason })?;
-        let known: HashMap<String, u64> = {
-            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
-            m.index_files.iter().cloned().collect()
-        };
+        let files = self.with_index(|index| index.commit()).await?;
+        let index_err = |e: IndexFilesError| ShardError::Index { shard, reason: e.to_string() };
+        let bundle = self.shared.keys.index_file(&PackId::random().to_string());
+        let mut builder = BundleBuilder::default();
         let mut index_files = Vec::new();
         let mut index_meta = None;
         for (name, path, size) in files {
@@ -456,16 +734,21 @@ impl Flusher {
                     reason: format!("cannot read index file {}: {e}", path.display()),
                 })?;
                 index_meta = Some(text);
-                continue;
+            } else if let Some(f) = known.iter().find(|f| f.name == name && f.size == size) {
+                index_files.push(f.clone());
+            } else {
+                builder.add(&name, &path, &bundle).map_err(index_err)?;
             }
-            if known.get(&name) != Some(&size) {
-                let bytes = std::fs::read(&path).map_err(|e| ShardError::Index {
-                    shard,
-                    reason: format!("cannot read index file {}: {e}", path.display()),
-                })?;
-                self.shared.objects.put(&self.shared.keys.index_file(&name), bytes).await?;
-            }
-            index_files.push((name, size));
+        }
+        if !builder.is_empty() {
+            index_files.extend(
+                builder.upload(&self.shared.objects, &self.shared.key, &bundle).await.map_err(
+                    |e| match e {
+                        IndexFilesError::Object(o) => ShardError::Object(o),
+                        other => index_err(other),
+                    },
+                )?,
+            );
         }
         let delta = ManifestDelta {
             epoch: self.shared.epoch,
@@ -489,20 +772,17 @@ impl Flusher {
             .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
             .await
             .map_err(|reason| ShardError::Commit { shard, reason })?;
-        let live: std::collections::HashSet<String> =
-            delta.index_files.iter().map(|(n, _)| n.clone()).collect();
+        let unreferenced = crate::index_files::unreferenced(&known, &delta.index_files);
         self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
-        // Index files that segment merges replaced are referenced by no committed manifest any more:
+        // Bundles whose files segment merges replaced are referenced by no committed manifest any more:
         // delete them after a grace period (a new manifest first, then a delayed delete).
-        let unreferenced: Vec<String> = known.into_keys().filter(|n| !live.contains(n)).collect();
         if !unreferenced.is_empty() {
             let objects = self.shared.objects.clone();
-            let keys = self.shared.keys.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(INDEX_GC_DELAY).await;
-                for name in unreferenced {
-                    if let Err(e) = objects.delete(&keys.index_file(&name)).await {
-                        tracing::debug!("deleting unreferenced index file {name}: {e}");
+                for bundle in unreferenced {
+                    if let Err(e) = objects.delete(&bundle).await {
+                        tracing::debug!("deleting unreferenced index bundle {bundle}: {e}");
                     }
                 }
             });
@@ -512,115 +792,28 @@ impl Flusher {
 
     /// Re-indexes every message from the packs, then publishes the new index files.
     async fn rebuild(&mut self, parse: Parser) -> Result<u64, ShardError> {
-        let shard = self.shared.id;
         let reader = Shard { shared: self.shared.clone(), queue: mpsc::channel(1).0 };
         let entries = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).entries.clone();
-        self.index.reset().map_err(|reason| ShardError::Index { shard, reason })?;
-        for entry in &entries {
-            let raw = reader.fetch(entry.number).await?;
-            let doc = parse(&raw);
-            self.index.add(entry, &doc).map_err(|reason| ShardError::Index { shard, reason })?;
+        self.with_index(|index| index.reset()).await?;
+        let parse = Arc::new(parse);
+        for chunk in entries.chunks(256) {
+            let mut raws = Vec::with_capacity(chunk.len());
+            for entry in chunk {
+                raws.push(reader.fetch(entry.number).await?);
+            }
+            let chunk = chunk.to_vec();
+            let parse = parse.clone();
+            self.with_index(move |index| {
+                for (entry, raw) in chunk.iter().zip(&raws) {
+                    index.add(entry, &parse(raw))?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         self.publish(Vec::new(), Vec::new()).await?;
-        tracing::info!(shard, messages = entries.len(), "rebuilt the index from the packs");
+        tracing::info!(shard = self.shared.id, messages = entries.len(), "rebuilt the index from the packs");
         Ok(entries.len() as u64)
-    }
-
-    async fn flush(&mut self, batch: &[Submission]) -> Result<Vec<Outcome>, ShardError> {
-        let shard = self.shared.id;
-        let messages: Vec<&Incoming> = batch.iter().flat_map(|s| s.messages.iter()).collect();
-        let t0 = Instant::now();
-        self.staging.append(&messages)?;
-        let t_staging = t0.elapsed();
-
-        let mut next = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).next_number();
-        let pack_id = PackId::random();
-        let pack_key = self.shared.keys.pack(&pack_id.to_string());
-        let mut writer = PackWriter::new(&self.shared.key, pack_id, self.pack)
-            .map_err(|source| ShardError::Pack { shard, pack: pack_key.clone(), source })?;
-        let archived_at = now_unix();
-        let mut outcomes = Vec::with_capacity(messages.len());
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut docs: Vec<&MessageDoc> = Vec::new();
-        let mut new_identity: HashMap<(u64, [u8; 32], crate::manifest::Direction), u64> = HashMap::new();
-        let mut new_content: HashMap<[u8; 32], ContentRef> = HashMap::new();
-        {
-            let manifest = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
-            for m in &messages {
-                let sha: [u8; 32] = Sha256::digest(&m.raw).into();
-                let identity = (m.archive, sha, m.direction);
-                if let Some(n) = manifest
-                    .find_identity(m.archive, &sha, m.direction)
-                    .or(new_identity.get(&identity).copied())
-                {
-                    outcomes.push(Outcome::AlreadyPresent(n));
-                    continue;
-                }
-                let number = next;
-                next += 1;
-                let content =
-                    match manifest.find_content(&sha).or(new_content.get(&sha)) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let meta = serde_json::to_vec(&(m.archive, &m.folder, m.direction, archived_at))
-                                .map_err(|e| ShardError::Index { shard, reason: e.to_string() })?;
-                            writer.push_with_meta(number, &m.raw, &meta).map_err(|source| {
-                                ShardError::Pack { shard, pack: pack_key.clone(), source }
-                            })?;
-                            let c = ContentRef { pack: pack_key.clone(), record: number };
-                            new_content.insert(sha, c.clone());
-                            c
-                        }
-                    };
-                new_identity.insert(identity, number);
-                entries.push(Entry {
-                    number,
-                    archive: m.archive,
-                    folder: m.folder.clone(),
-                    direction: m.direction,
-                    sha256: sha,
-                    size: m.raw.len() as u64,
-                    archived_at,
-                    content,
-                });
-                docs.push(&m.doc);
-                outcomes.push(Outcome::Archived(number));
-            }
-        }
-        if entries.is_empty() {
-            self.staging.clear()?;
-            return Ok(outcomes);
-        }
-        let mut packs = Vec::new();
-        if writer.message_count() > 0 {
-            let records = writer.message_count() as u64;
-            let sealed = writer.finish().map_err(|source| ShardError::Pack {
-                shard,
-                pack: pack_key.clone(),
-                source,
-            })?;
-            let bytes = sealed.bytes.len() as u64;
-            self.shared.objects.put(&pack_key, sealed.bytes).await?;
-            packs.push(PackInfo { key: pack_key, bytes, records });
-        }
-        let t_pack = t0.elapsed();
-        for (entry, doc) in entries.iter().zip(&docs) {
-            self.index.add(entry, doc).map_err(|reason| ShardError::Index { shard, reason })?;
-        }
-        let t_add = t0.elapsed();
-        self.publish(packs, entries).await?;
-        let t_publish = t0.elapsed();
-        self.staging.clear()?;
-        tracing::debug!(
-            shard,
-            messages = outcomes.len(),
-            staging = ?t_staging,
-            pack = ?(t_pack - t_staging),
-            index_add = ?(t_add - t_pack),
-            publish = ?(t_publish - t_add),
-            "flushed"
-        );
-        Ok(outcomes)
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Address {
 }
 
 /// Everything the index and the message list need of one message (see the module docs for the rules).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageDoc {
     /// Decoded `Subject`; `None` when the message has none.
     pub subject: Option<String>,

@@ -600,10 +600,11 @@ pub fn parse_size(field: &str, text: &str) -> Result<u64, MetaError> {
 }
 
 /// Message priority as set by the sender (SRCH-03); a message without priority information is Normal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Priority {
     Low,
+    #[default]
     Normal,
     High,
 }
