@@ -929,7 +929,7 @@ fn rebuilding_from_the_same_documents_gives_the_same_results() {
     let docs = sort_docs();
     let queries = ["bericht", "*example.com", "-zahlung", "from:zoe", ""];
     let run = |idx: &ShardIndex| -> Vec<Vec<u64>> { queries.iter().map(|q| find(idx, q)).collect() };
-    let mut idx = ShardIndex::open_or_create_in_dir(dir.path()).expect("create");
+    let idx = ShardIndex::open_or_create_in_dir(dir.path()).expect("create");
     for (i, (doc, sent)) in docs.iter().enumerate() {
         idx.add(&IndexEntry { sent: *sent, ..entry(i as u64 + 1) }, doc).expect("add");
     }
