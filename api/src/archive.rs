@@ -454,6 +454,11 @@ impl ArchiveService {
             folders.into_iter().map(|f| format!("{}/{f}", a.name)).collect()
         });
         for path in missing {
+            // Checked here first, so a name Raft would refuse costs no log entry on every batch.
+            if let Err(e) = arca_types::names::validate_folder_name("folder", &path) {
+                tracing::warn!("folder '{path}' is not added to the folder tree: {e}");
+                continue;
+            }
             match self.meta.write(Command::CreateFolder { tenant: tenant.into(), path: path.clone() }).await {
                 Ok(_) | Err(RaftNodeError::Meta(MetaError::AlreadyExists { .. })) => {}
                 Err(RaftNodeError::Meta(e)) => {

@@ -527,6 +527,24 @@ mod tests {
     }
 
     #[test]
+    fn mbox_bodies_split_into_messages_of_one_folder_and_oversized_ones_are_refused() {
+        let body = b"From a@example.com Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n\n\
+                     From b@example.com Mon Jan  1 00:00:00 2024\nSubject: two, and far too long\n\nxxxxxxxx\n\n";
+        let items = split_mbox(body, "Archiv/2024", 40).expect("readable");
+        assert_eq!(items.len(), 2);
+        let first = items[0].as_ref().expect("within the limit");
+        assert_eq!(first.folder, "Archiv/2024");
+        assert_eq!(first.raw, b"Subject: one\n\nFrom here\n");
+        let refused = items[1].as_ref().expect_err("over the limit");
+        assert!(refused.contains("max_message_bytes"), "{refused}");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/mbox; charset=binary".parse().expect("value"));
+        assert!(is_mbox(&headers));
+        headers.insert(header::CONTENT_TYPE, "application/octet-stream".parse().expect("value"));
+        assert!(!is_mbox(&headers));
+    }
+
+    #[test]
     fn batches_split_into_folder_and_message_and_cut_records_are_named() {
         let mut body = Vec::new();
         for (folder, raw) in [("Inbox", &b"a"[..]), ("", &b"bc"[..])] {
