@@ -413,6 +413,7 @@ impl ArchiveService {
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
+        self.register_folders(tenant, archive, &messages).await?;
         let id = self.current_shard(tenant).await?;
         if let Some(node) = self.remote_owner(tenant, id).await? {
             let encoded =
@@ -427,6 +428,48 @@ impl ArchiveService {
                 .map_err(|e| ArchiveError::Search(format!("forwarded archive answer: {e}")));
         }
         self.archive_local(tenant, id, archive, messages).await
+    }
+
+    /// Records in Raft the folders of `messages` that archive `archive` does not list yet, so that its
+    /// folder tree (ACC-01) shows where mail was archived. A folder name Raft refuses is logged; the
+    /// mail is archived all the same (it stays listed under that folder and found by search).
+    async fn register_folders(
+        &self,
+        tenant: &str,
+        archive: ArchiveId,
+        messages: &[NewMessage],
+    ) -> Result<(), ArchiveError> {
+        let missing: Vec<String> = self.meta.with_state(|s| {
+            let Some(a) = s.tenant(tenant).ok().and_then(|t| t.archives.get(&archive)) else {
+                return Vec::new();
+            };
+            let folders: std::collections::BTreeSet<&str> = messages
+                .iter()
+                .map(|m| m.folder.as_str())
+                .filter(|f| !f.is_empty() && !a.folders.contains(*f))
+                .collect();
+            folders.into_iter().map(|f| format!("{}/{f}", a.name)).collect()
+        });
+        for path in missing {
+            // Checked here first, so a name Raft would refuse costs no log entry on every batch.
+            if let Err(e) = arca_types::names::validate_folder_name("folder", &path) {
+                tracing::warn!("folder '{path}' is not added to the folder tree: {e}");
+                continue;
+            }
+            match self.meta.write(Command::CreateFolder { tenant: tenant.into(), path: path.clone() }).await {
+                Ok(_) | Err(RaftNodeError::Meta(MetaError::AlreadyExists { .. })) => {}
+                Err(RaftNodeError::Meta(e)) => {
+                    tracing::warn!("folder '{path}' is not added to the folder tree: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits messages are parsed within (also for showing them).
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     async fn archive_local(

@@ -28,12 +28,16 @@ type Ctx = State<Arc<ApiContext>>;
 /// The data API routes.
 pub fn router() -> Router<Arc<ApiContext>> {
     Router::new()
-        .route("/api/data/archives/{archive}/messages", post(upload))
+        .route("/api/data/archives", get(crate::browse::archives))
+        .route("/api/data/archives/{archive}/folders", get(crate::browse::folders))
+        .route("/api/data/archives/{archive}/messages", post(upload).get(crate::browse::messages))
         .route("/api/data/archives/{archive}/batch", post(upload_batch))
         .route("/api/data/routed", post(upload_routed))
         .route("/api/data/search", post(search))
         .route("/api/data/openapi.json", get(openapi))
+        .route("/api/data/messages/{id}", get(crate::browse::message))
         .route("/api/data/messages/{id}/raw", get(raw))
+        .route("/api/data/messages/{id}/attachments/{n}", get(crate::browse::attachment_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
 }
 
@@ -44,11 +48,11 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn denied(d: Denied) -> Response {
+pub(crate) fn denied(d: Denied) -> Response {
     match d {
         Denied::Unauthenticated(why) => {
             let mut r = error(StatusCode::UNAUTHORIZED, why);
@@ -62,7 +66,7 @@ fn denied(d: Denied) -> Response {
     }
 }
 
-async fn caller(
+pub(crate) async fn caller(
     ctx: &ApiContext,
     headers: &HeaderMap,
     addr: std::net::SocketAddr,
@@ -83,7 +87,7 @@ async fn writer<'a>(
     Ok((caller, access, service))
 }
 
-fn archive_service(ctx: &ApiContext) -> Result<&crate::archive::ArchiveService, Response> {
+pub(crate) fn archive_service(ctx: &ApiContext) -> Result<&crate::archive::ArchiveService, Response> {
     ctx.archive
         .as_deref()
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "archiving is not configured on this node"))
@@ -150,11 +154,48 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     Ok(out)
 }
 
-/// `POST /api/data/archives/{archive}/batch`: many messages, each with its folder (see [`parse_batch`]).
+/// True when the request body is an MBOX stream (`Content-Type: application/mbox`).
+fn is_mbox(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/mbox"))
+}
+
+/// Splits an MBOX body (mboxrd) into messages, all filed in `folder`; a message over the size limit
+/// is an answer of its own (its slot), not an error of the batch.
+fn split_mbox(
+    body: &[u8],
+    folder: &str,
+    max_message_bytes: u64,
+) -> Result<Vec<Result<NewMessage, String>>, String> {
+    let options = arca_ingest::MboxOptions { max_message_bytes, ..Default::default() };
+    let reader = arca_ingest::MboxReader::new(
+        std::io::Cursor::new(body),
+        std::path::Path::new("body"),
+        Vec::new(),
+        options,
+    );
+    let mut out = Vec::new();
+    for item in reader {
+        match item.map_err(|e| format!("MBOX body: {e}"))? {
+            arca_ingest::SourceItem::Message(m) => {
+                out.push(Ok(NewMessage { folder: folder.to_string(), raw: m.raw, sent: false }))
+            }
+            arca_ingest::SourceItem::Refused { refused, .. } => out.push(Err(refused.reason)),
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /api/data/archives/{archive}/batch`: many messages, each with its folder (see [`parse_batch`]),
+/// or with `Content-Type: application/mbox` an MBOX stream whose messages all go to `?folder=`.
 async fn upload_batch(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     Path(archive): Path<String>,
+    UrlQuery(arg): UrlQuery<FolderArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -162,19 +203,41 @@ async fn upload_batch(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let messages = match parse_batch(&body) {
-        Ok(m) => m,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let messages =
-        messages.into_iter().map(|(folder, raw)| NewMessage { folder, raw, sent: false }).collect();
-    match service.archive(&caller.tenant, access.id, messages).await {
-        Ok(results) => {
-            axum::Json(json!({ "results": results.iter().map(archived_json).collect::<Vec<_>>() }))
-                .into_response()
+    let items: Vec<Result<NewMessage, String>> = if is_mbox(&headers) {
+        match split_mbox(&body, &arg.folder, service.limits().max_message_bytes) {
+            Ok(items) => items,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    } else {
+        match parse_batch(&body) {
+            Ok(m) => m.into_iter().map(|(folder, raw)| Ok(NewMessage { folder, raw, sent: false })).collect(),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        }
+    };
+    let mut results: Vec<Value> = Vec::with_capacity(items.len());
+    let mut slots = Vec::new();
+    let mut messages = Vec::new();
+    for item in items {
+        match item {
+            Ok(m) => {
+                slots.push(results.len());
+                results.push(Value::Null);
+                messages.push(m);
+            }
+            Err(reason) => results.push(json!({"status": "refused", "reason": reason})),
+        }
     }
+    if !messages.is_empty() {
+        match service.archive(&caller.tenant, access.id, messages).await {
+            Ok(outcomes) => {
+                for (slot, outcome) in slots.into_iter().zip(outcomes) {
+                    results[slot] = archived_json(&outcome);
+                }
+            }
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+    axum::Json(json!({ "results": results })).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,16 +399,9 @@ async fn search(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let key = match body.sort.as_deref() {
-        None | Some("date") => SortKey::Date,
-        Some("party") => SortKey::Party,
-        Some("subject") => SortKey::Subject,
-        Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("sort: unknown key '{other}' (date, party, subject)"),
-            );
-        }
+    let key = match sort_key(body.sort.as_deref()) {
+        Ok(k) => k,
+        Err(r) => return r,
     };
     let readable: Vec<_> = ctx
         .gate
@@ -382,37 +438,53 @@ async fn search(
         Ok((page, missing)) => {
             let names: std::collections::HashMap<u64, String> =
                 readable.iter().map(|a| (a.id, a.name.clone())).collect();
-            let hits: Vec<Value> = page
-                .hits
-                .iter()
-                .map(|h| {
-                    json!({
-                        "id": format!("{}:{}", h.shard, h.hit.number),
-                        "archive": names.get(&h.hit.archive),
-                        "folder": h.hit.folder,
-                        "subject": h.hit.subject,
-                        "from": h.hit.from,
-                        "date": h.hit.date,
-                        "size": h.hit.size,
-                        "hasAttachments": h.hit.has_attachments,
-                        "highlights": h.hit.highlights.iter().map(|x| json!({
-                            "field": format!("{:?}", x.field).to_lowercase(), "start": x.start, "end": x.end
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            axum::Json(
-                json!({"total": page.total, "hits": hits, "next": page.next, "missingShards": missing}),
-            )
-            .into_response()
+            axum::Json(page_json(&page, &missing, &names)).into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (shard, number) = id.split_once(':')?;
-    Some((shard.parse().ok()?, number.parse().ok()?))
+/// The sort key named by a `sort` argument (default: date).
+pub(crate) fn sort_key(name: Option<&str>) -> Result<SortKey, Response> {
+    match name {
+        None | Some("date") => Ok(SortKey::Date),
+        Some("party") => Ok(SortKey::Party),
+        Some("subject") => Ok(SortKey::Subject),
+        Some(other) => {
+            Err(error(StatusCode::BAD_REQUEST, format!("sort: unknown key '{other}' (date, party, subject)")))
+        }
+    }
+}
+
+/// A merged page of hits as the result list shows it (SRCH-05); `missingShards` names stores that
+/// did not answer (invariant 5).
+pub(crate) fn page_json(
+    page: &arca_search::MergedPage,
+    missing: &[u64],
+    names: &std::collections::HashMap<u64, String>,
+) -> Value {
+    let hits: Vec<Value> = page
+        .hits
+        .iter()
+        .map(|h| {
+            json!({
+                "id": format!("{}:{}", h.shard, h.hit.number),
+                "archive": names.get(&h.hit.archive),
+                "folder": h.hit.folder,
+                "subject": h.hit.subject,
+                "from": h.hit.from,
+                "recipients": h.hit.recipients,
+                "sent": h.hit.sent,
+                "date": h.hit.date,
+                "size": h.hit.size,
+                "hasAttachments": h.hit.has_attachments,
+                "highlights": h.hit.highlights.iter().map(|x| json!({
+                    "field": format!("{:?}", x.field).to_lowercase(), "start": x.start, "end": x.end
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"total": page.total, "hits": hits, "next": page.next, "missingShards": missing})
 }
 
 /// `GET /api/data/messages/{shard}:{number}/raw`: the exact original bytes.
@@ -422,34 +494,9 @@ async fn raw(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match caller(&ctx, &headers, addr).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let not_found = || error(StatusCode::NOT_FOUND, format!("no message '{id}' that you may read"));
-    let Some((shard, number)) = parse_id(&id) else { return not_found() };
-    let service = match archive_service(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let readable: Vec<u64> = ctx
-        .gate
-        .archives(&ctx.meta, &caller)
-        .into_iter()
-        .filter(|a| a.privileges.contains(&FolderPrivilege::Read))
-        .map(|a| a.id)
-        .collect();
-    match service.fetch(&caller.tenant, shard, number, &readable).await {
-        Ok((_, bytes)) => ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response(),
-        Err(crate::archive::ArchiveError::Shard(arca_shard::shard::ShardError::NoSuchMessage { .. })) => {
-            not_found()
-        }
-        // A store id that does not exist is a message that does not exist: the same 404, not a 503
-        // telling which stores exist.
-        Err(crate::archive::ArchiveError::Meta(arca_raft::RaftNodeError::Meta(
-            arca_types::MetaError::NotFound { .. },
-        ))) => not_found(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    match crate::browse::fetch_readable(&ctx, &headers, addr, &id).await {
+        Ok((_, bytes, _)) => ([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response(),
+        Err(r) => r,
     }
 }
 
@@ -466,9 +513,35 @@ mod tests {
             "/api/data/routed",
             "/api/data/search",
             "/api/data/messages/{id}/raw",
+            "/api/data/archives",
+            "/api/data/archives/{archive}/folders",
+            "/api/data/messages/{id}",
+            "/api/data/messages/{id}/attachments/{n}",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} is documented");
         }
+        for method in ["get", "post"] {
+            let path = "/api/data/archives/{archive}/messages";
+            assert!(doc["paths"][path].get(method).is_some(), "{method} {path} is documented");
+        }
+    }
+
+    #[test]
+    fn mbox_bodies_split_into_messages_of_one_folder_and_oversized_ones_are_refused() {
+        let body = b"From a@example.com Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n\n\
+                     From b@example.com Mon Jan  1 00:00:00 2024\nSubject: two, and far too long\n\nxxxxxxxx\n\n";
+        let items = split_mbox(body, "Archiv/2024", 40).expect("readable");
+        assert_eq!(items.len(), 2);
+        let first = items[0].as_ref().expect("within the limit");
+        assert_eq!(first.folder, "Archiv/2024");
+        assert_eq!(first.raw, b"Subject: one\n\nFrom here\n");
+        let refused = items[1].as_ref().expect_err("over the limit");
+        assert!(refused.contains("max_message_bytes"), "{refused}");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/mbox; charset=binary".parse().expect("value"));
+        assert!(is_mbox(&headers));
+        headers.insert(header::CONTENT_TYPE, "application/octet-stream".parse().expect("value"));
+        assert!(!is_mbox(&headers));
     }
 
     #[test]

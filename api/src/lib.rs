@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod args;
 pub mod auth;
+pub mod browse;
 pub mod calls;
 pub mod catalogue;
 pub mod data;

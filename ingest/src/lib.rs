@@ -7,6 +7,8 @@
 //! - [`EmlReader`], [`MboxReader`] / [`MboxTree`] and [`MaildirReader`] stream [`SourceItem`]s: the
 //!   exact bytes of each message with its source and folder, or a refusal for a message over the size
 //!   limit that was not read whole. I/O problems are [`ReadError`]s naming the file.
+//! - [`render_message`] turns raw bytes into what a reader sees ([`MessageView`]: header fields, text,
+//!   sanitised HTML, attachments); [`view::attachment`] gives one attachment's bytes.
 
 pub mod charset;
 pub mod date;
@@ -18,6 +20,7 @@ pub mod mbox;
 pub mod parse;
 pub mod scan;
 pub mod source;
+pub mod view;
 
 pub use eml::{EmlOptions, EmlReader};
 pub use limits::{LimitKind, Limits, Refused};
@@ -25,3 +28,4 @@ pub use maildir::{MaildirOptions, MaildirReader};
 pub use mbox::{MboxOptions, MboxReader, MboxTree, MboxVariant};
 pub use parse::parse_message;
 pub use source::{ReadError, SourceItem, SourceMessage};
+pub use view::{MessageView, ViewOptions, render_message};

@@ -82,7 +82,7 @@ pub fn parse_message(raw: &[u8], limits: &Limits) -> Result<MessageDoc, Refused>
 
 /// Where a piece of text goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Body,
     Attachment,
 }
@@ -94,8 +94,9 @@ enum TextKind {
     Html,
 }
 
-/// The document under construction, with the text caps and the warnings.
-struct Builder<'l> {
+/// The document under construction, with the text caps and the warnings (also used by the message
+/// view, `view.rs`, so that both read header fields and bodies the same way).
+pub(crate) struct Builder<'l> {
     doc: MessageDoc,
     limits: &'l Limits,
     body_cut: bool,
@@ -106,7 +107,7 @@ struct Builder<'l> {
 }
 
 impl<'l> Builder<'l> {
-    fn new(size: u64, limits: &'l Limits) -> Self {
+    pub(crate) fn new(size: u64, limits: &'l Limits) -> Self {
         Builder {
             doc: MessageDoc::empty(size),
             limits,
@@ -118,7 +119,7 @@ impl<'l> Builder<'l> {
         }
     }
 
-    fn warn(&mut self, warning: String) {
+    pub(crate) fn warn(&mut self, warning: String) {
         let count = self.warnings.entry(warning.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
@@ -126,7 +127,7 @@ impl<'l> Builder<'l> {
         }
     }
 
-    fn finish(mut self) -> MessageDoc {
+    pub(crate) fn finish(mut self) -> MessageDoc {
         if self.encoding_problems > 0 {
             self.warn(format!(
                 "{} MIME part(s) could not be decoded as declared and were read as raw text",
@@ -198,7 +199,7 @@ impl<'l> Builder<'l> {
     }
 
     /// Indexes bytes that could not be parsed as MIME as body text, when they do not look binary.
-    fn raw_text(&mut self, bytes: &[u8]) {
+    pub(crate) fn raw_text(&mut self, bytes: &[u8]) {
         if bytes[..bytes.len().min(TEXT_SNIFF_BYTES)].contains(&0) {
             return;
         }
@@ -240,20 +241,7 @@ impl<'l> Builder<'l> {
                 let summary = enclosed_summary(message);
                 self.push_text(Target::Attachment, &summary);
             }
-            // The text parts; the HTML parts when there are none or they hold only blanks.
-            let before = self.used(target);
-            for &id in &message.text_body {
-                if let Some(part) = message.parts.get(id as usize) {
-                    self.part_text(message, id as usize, part, target);
-                }
-            }
-            if self.used(target) == before && message.html_body != message.text_body {
-                for &id in &message.html_body {
-                    if let Some(part) = message.parts.get(id as usize) {
-                        self.part_text(message, id as usize, part, target);
-                    }
-                }
-            }
+            self.body_text(message, target);
             let mut in_body = vec![false; message.parts.len()];
             for &id in message.text_body.iter().chain(&message.html_body) {
                 if let Some(flag) = in_body.get_mut(id as usize) {
@@ -296,8 +284,26 @@ impl<'l> Builder<'l> {
         }
     }
 
+    /// Adds the text of a message's body: the text parts; the HTML parts when there are none or they
+    /// hold only blanks.
+    pub(crate) fn body_text(&mut self, message: &Message<'_>, target: Target) {
+        let before = self.used(target);
+        for &id in &message.text_body {
+            if let Some(part) = message.parts.get(id as usize) {
+                self.part_text(message, id as usize, part, target);
+            }
+        }
+        if self.used(target) == before && message.html_body != message.text_body {
+            for &id in &message.html_body {
+                if let Some(part) = message.parts.get(id as usize) {
+                    self.part_text(message, id as usize, part, target);
+                }
+            }
+        }
+    }
+
     /// Subject, addresses, date, ids and priority from the root part's header fields.
-    fn header_fields(&mut self, message: &Message<'_>) {
+    pub(crate) fn header_fields(&mut self, message: &Message<'_>) {
         let Some(root) = message.parts.first() else { return };
         let raw = message.raw_message();
         let (mut x_priority, mut importance, mut priority, mut ms_priority) = (None, None, None, None);
@@ -381,7 +387,13 @@ impl<'l> Builder<'l> {
     }
 
     /// Adds the text of a text or HTML part (charset repaired, HTML converted) to `target`.
-    fn part_text(&mut self, message: &Message<'_>, id: usize, part: &MessagePart<'_>, target: Target) {
+    pub(crate) fn part_text(
+        &mut self,
+        message: &Message<'_>,
+        id: usize,
+        part: &MessagePart<'_>,
+        target: Target,
+    ) {
         let (text, html) = match &part.body {
             PartType::Text(s) => (s.as_ref(), false),
             PartType::Html(s) => (s.as_ref(), true),
@@ -418,7 +430,7 @@ impl<'l> Builder<'l> {
     }
 
     /// Re-decodes a text part where mail-parser's decoding is known to go wrong (see `charset.rs`).
-    fn repair_charset<'t>(
+    pub(crate) fn repair_charset<'t>(
         &mut self,
         message: &Message<'_>,
         id: usize,
@@ -451,7 +463,7 @@ impl<'l> Builder<'l> {
 }
 
 /// The body bytes of a part with the transfer encoding undone (for re-decoding its charset).
-fn transfer_decoded(message: &Message<'_>, part: &MessagePart<'_>) -> Option<Vec<u8>> {
+pub(crate) fn transfer_decoded(message: &Message<'_>, part: &MessagePart<'_>) -> Option<Vec<u8>> {
     let body = message.raw_message().get(part.offset_body as usize..part.offset_end as usize)?;
     match part.encoding {
         Encoding::Base64 => base64_decode(body),
@@ -461,7 +473,7 @@ fn transfer_decoded(message: &Message<'_>, part: &MessagePart<'_>) -> Option<Vec
 }
 
 /// Signature parts of signed messages, which are not attachments to the user.
-fn is_signature(part: &MessagePart<'_>) -> bool {
+pub(crate) fn is_signature(part: &MessagePart<'_>) -> bool {
     part.content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("application")
             && ct.subtype().is_some_and(|s| {
@@ -473,7 +485,7 @@ fn is_signature(part: &MessagePart<'_>) -> bool {
 }
 
 /// Inline parts whose text is indexed with their message: text/* and delivery reports.
-fn is_report_text(part: &MessagePart<'_>) -> bool {
+pub(crate) fn is_report_text(part: &MessagePart<'_>) -> bool {
     match &part.body {
         PartType::Text(_) | PartType::Html(_) => true,
         PartType::Binary(_) | PartType::InlineBinary(_) => part.content_type().is_some_and(|ct| {
@@ -574,13 +586,13 @@ fn clean_id(id: &str) -> Option<String> {
 }
 
 /// A header field's raw value, unfolded (line breaks become blanks).
-fn unfolded(raw: &[u8], header: &Header<'_>) -> String {
+pub(crate) fn unfolded(raw: &[u8], header: &Header<'_>) -> String {
     let bytes = raw.get(header.offset_start as usize..header.offset_end as usize).unwrap_or_default();
     utf8_or_windows_1252(bytes).replace(['\r', '\n'], " ").trim().to_string()
 }
 
 /// The offset after the blank line that ends the top-level header block (or the end).
-fn header_end(data: &[u8]) -> usize {
+pub(crate) fn header_end(data: &[u8]) -> usize {
     let lf = memchr::memmem::find(data, b"\n\n").map(|p| p + 2);
     let crlf = memchr::memmem::find(data, b"\n\r\n").map(|p| p + 3);
     match (lf, crlf) {
@@ -590,7 +602,7 @@ fn header_end(data: &[u8]) -> usize {
 }
 
 /// Drops mail-parser's tree level by level: its own drop recurses once per enclosed message.
-fn drop_iteratively(root: Message<'_>) {
+pub(crate) fn drop_iteratively(root: Message<'_>) {
     let mut pending = vec![root];
     while let Some(mut message) = pending.pop() {
         for part in &mut message.parts {

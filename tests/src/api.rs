@@ -29,7 +29,60 @@ impl Answer {
     }
 }
 
+/// Status, headers and raw body of an answer, whatever the status.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The body as text, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    }
+}
+
 impl ApiClient {
+    /// Sends `method path` with credentials, an optional content type and a body; answers whatever
+    /// came back (any status).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Reply> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base, path))
+            .basic_auth(&self.user, Some(&self.password));
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        let resp =
+            req.body(body).send().await.with_context(|| format!("{method} {path} as {}", self.user))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Ok(Reply { status, headers, body: resp.bytes().await?.to_vec() })
+    }
+
+    /// GETs `path` with credentials; answers whatever came back.
+    pub async fn get_as(&self, path: &str) -> Result<Reply> {
+        self.request(reqwest::Method::GET, path, None, Vec::new()).await
+    }
+
     /// A client for `addr` (host:port) logging in as `user`.
     pub fn new(addr: &str, user: &str, password: &str) -> ApiClient {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,6 +1,7 @@
 //! One gate (DESIGN invariant 6) on the data API: a reader sees no other archive through any data
-//! route — search, raw fetch, upload, batch upload — until granted; a grant of `read` shows it (but
-//! allows no upload), revoking hides it again; answers never tell a hidden message or archive from a
+//! route — search, raw fetch, upload, batch upload, the archive list, folder tree, folder listing,
+//! message view and attachment download — until granted; a grant of `read` shows it (but allows no
+//! upload), revoking hides it again; answers never tell a hidden message or archive from a
 //! nonexistent one; wrong credentials are 401 everywhere and a user without `login` is 403.
 
 use anyhow::{Context, Result};
@@ -92,6 +93,42 @@ impl Data {
         self.send(reqwest::Method::GET, &format!("/api/data/messages/{id}/raw"), Vec::new()).await
     }
 
+    async fn get(&self, path: &str) -> Result<Reply> {
+        self.send(reqwest::Method::GET, path, Vec::new()).await
+    }
+
+    async fn archives(&self) -> Result<Reply> {
+        self.get("/api/data/archives").await
+    }
+
+    async fn folders(&self, archive: &str) -> Result<Reply> {
+        self.get(&format!("/api/data/archives/{archive}/folders")).await
+    }
+
+    async fn list(&self, archive: &str) -> Result<Reply> {
+        self.get(&format!("/api/data/archives/{archive}/messages?folder=Inbox&limit=1000")).await
+    }
+
+    async fn view(&self, id: &str) -> Result<Reply> {
+        self.get(&format!("/api/data/messages/{id}")).await
+    }
+
+    async fn attachment(&self, id: &str) -> Result<Reply> {
+        self.get(&format!("/api/data/messages/{id}/attachments/0")).await
+    }
+
+    /// Names of the archives the archive list shows.
+    async fn archive_names(&self) -> Result<Vec<String>> {
+        let r = self.archives().await?;
+        anyhow::ensure!(r.status == 200, "archives as {}: HTTP {} {}", self.user, r.status, r.text());
+        Ok(r.json()["archives"]
+            .as_array()
+            .context("archives")?
+            .iter()
+            .filter_map(|a| a["name"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Ids of a successful search.
     async fn ids(&self, q: &str, archive: Option<&str>) -> Result<Vec<String>> {
         let r = self.search(q, archive).await?;
@@ -109,6 +146,18 @@ impl Data {
             .filter_map(|h| h["id"].as_str().map(str::to_string))
             .collect())
     }
+}
+
+/// A message with one attachment, `hxnote.txt` holding `hxattached`.
+fn with_attachment(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Sender <sender@example.com>\r\nTo: someone@example.com\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@example.com>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nsee the note\r\n--b\r\n\
+         Content-Type: text/plain; name=hxnote.txt\r\nContent-Disposition: attachment; filename=hxnote.txt\r\n\r\n\
+         hxattached\r\n--b--\r\n"
+    )
+    .into_bytes()
 }
 
 fn message(subject: &str, body: &str) -> Vec<u8> {
@@ -162,7 +211,8 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
     let bob_note = archive_one(&admin, "bob", &message("hxbobnote", "bob's own")).await?;
     let bob_shared = archive_one(&bob, "bob", &shared_raw).await?;
     assert_ne!(alice_shared, bob_shared, "the same bytes in two archives are two listings");
-    let alice_ids = [alice_secret.clone(), alice_other.clone(), alice_shared.clone()];
+    let alice_attached = archive_one(&admin, "alice", &with_attachment("hxaliceattached")).await?;
+    let alice_ids = [alice_secret.clone(), alice_other.clone(), alice_shared.clone(), alice_attached.clone()];
 
     // Alice sees her own mail (and the administrator, not granted, sees none of it: CMP-01).
     let mut own = alice.ids("", None).await?;
@@ -172,6 +222,14 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
     assert_eq!(own, expected, "alice lists exactly her archive");
     assert!(admin.ids("hxalicesecret", None).await?.is_empty(), "admin reads nothing without a grant");
     assert_eq!(admin.raw(&alice_secret).await?.status, 404, "admin fetches nothing without a grant");
+    assert_eq!(admin.view(&alice_secret).await?.status, 404, "admin opens nothing without a grant");
+    assert_eq!(
+        admin.attachment(&alice_attached).await?.status,
+        404,
+        "admin downloads nothing without a grant"
+    );
+    assert_eq!(admin.list("alice").await?.status, 403, "admin lists nothing without a grant");
+    assert_eq!(alice.archive_names().await?, ["alice"], "alice's archive list");
 
     // Bob sees only his own archive.
     assert_hidden("before any grant", &bob, &alice_ids, &[bob_note.clone(), bob_shared.clone()]).await?;
@@ -216,6 +274,33 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
     let fetched = bob.raw(&alice_secret).await?;
     assert_eq!(fetched.status, 200, "granted: fetch: {}", fetched.text());
     assert_eq!(fetched.body, secret_raw, "granted: byte for byte");
+    // … and sees it through every read route.
+    assert_eq!(bob.archive_names().await?, ["bob", "alice"], "granted: own archive first, then alice's");
+    let tree = bob.folders("alice").await?;
+    assert_eq!(tree.status, 200, "granted: folders: {}", tree.text());
+    assert_eq!(
+        tree.json(),
+        json!({"archive": "alice", "folders": [{"path": "Inbox", "name": "Inbox", "parent": "", "depth": 1}]})
+    );
+    let listed = bob.list("alice").await?;
+    assert_eq!(listed.status, 200, "granted: list: {}", listed.text());
+    let mut in_inbox: Vec<String> = listed.json()["hits"]
+        .as_array()
+        .context("hits")?
+        .iter()
+        .filter_map(|h| h["id"].as_str().map(str::to_string))
+        .collect();
+    in_inbox.sort();
+    assert_eq!(in_inbox, expected, "granted: alice's Inbox lists her messages");
+    let view = bob.view(&alice_secret).await?;
+    assert_eq!(view.status, 200, "granted: view: {}", view.text());
+    assert_eq!(view.json()["subject"], "hxalicesecret");
+    assert_eq!(view.json()["text"], "the alice body hxalicebody");
+    let attached = bob.view(&alice_attached).await?;
+    assert_eq!(attached.json()["attachments"][0]["fileName"], "hxnote.txt", "{}", attached.text());
+    let download = bob.attachment(&alice_attached).await?;
+    assert_eq!(download.status, 200, "granted: attachment: {}", download.text());
+    assert_eq!(download.body, b"hxattached");
     let single = bob.upload("alice", &intruder).await?;
     let batch = bob.batch("alice", &intruder).await?;
     assert_eq!(single.status, 403, "read grants no upload: {}", single.text());
@@ -233,11 +318,14 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
     // throttle of ten per minute).
     let wrong = Data::new(&cluster, "bob", "Falsch2024!q");
     let unknown = Data::new(&cluster, "mallory", BOB_PW);
-    let checks: [(&str, Reply); 5] = [
+    let checks: [(&str, Reply); 8] = [
         ("search", wrong.search("", None).await?),
         ("raw", wrong.raw(&bob_note).await?),
         ("upload", wrong.upload("bob", &intruder).await?),
         ("batch", wrong.batch("bob", &intruder).await?),
+        ("archives", wrong.archives().await?),
+        ("list", wrong.list("bob").await?),
+        ("view", wrong.view(&bob_note).await?),
         ("search as unknown user", unknown.search("", None).await?),
     ];
     for (route, r) in &checks {
@@ -250,14 +338,30 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
         .send()
         .await?;
     assert_eq!(r.status().as_u16(), 401, "search without credentials");
+    // Without credentials (no failed login: the throttle is not involved) on every read route.
+    for path in [
+        "/api/data/archives".to_string(),
+        "/api/data/archives/bob/folders".to_string(),
+        "/api/data/archives/bob/messages".to_string(),
+        format!("/api/data/messages/{bob_note}"),
+        format!("/api/data/messages/{bob_note}/attachments/0"),
+    ] {
+        let r = anonymous.get(format!("https://{}{path}", cluster.nodes[0].api_addr())).send().await?;
+        assert_eq!(r.status().as_u16(), 401, "{path} without credentials");
+    }
 
     // A user without the privilege `login` is refused (403) on every data route, own archive included.
     let carol = Data::new(&cluster, "carol", CAROL_PW);
-    let checks: [(&str, Reply); 4] = [
+    let checks: [(&str, Reply); 9] = [
         ("search", carol.search("", None).await?),
         ("raw", carol.raw(&bob_note).await?),
         ("upload", carol.upload("carol", &intruder).await?),
         ("batch", carol.batch("carol", &intruder).await?),
+        ("archives", carol.archives().await?),
+        ("folders", carol.folders("carol").await?),
+        ("list", carol.list("carol").await?),
+        ("view", carol.view(&bob_note).await?),
+        ("attachment", carol.attachment(&bob_note).await?),
     ];
     for (route, r) in &checks {
         assert_eq!(r.status, 403, "{route} without login: {}", r.text());
@@ -293,16 +397,43 @@ async fn assert_hidden(when: &str, bob: &Data, alice_ids: &[String], bob_ids: &[
             "{when}: a hidden archive answers like a nonexistent one"
         );
     }
-    // Raw fetch: alice's ids are 404, exactly as ids that do not exist.
+    // The archive list shows only bob's; alice's folder tree and folder listing answer exactly like
+    // those of an archive that does not exist.
+    assert_eq!(bob.archive_names().await?, ["bob"], "{when}: bob's archive list");
+    for (route, named, nowhere) in [
+        ("folders", bob.folders("alice").await?, bob.folders("nosuchuser").await?),
+        ("list", bob.list("alice").await?, bob.list("nosuchuser").await?),
+    ] {
+        assert_eq!(named.status, 403, "{when}: {route} of alice as bob: {}", named.text());
+        assert_eq!(
+            (named.status, masked(&named, "alice")),
+            (nowhere.status, masked(&nowhere, "nosuchuser")),
+            "{when}: {route}: a hidden archive answers like a nonexistent one"
+        );
+    }
+    // Raw fetch, view and attachment: alice's ids are 404, exactly as ids that do not exist.
     let (shard, _) = alice_ids[0].split_once(':').context("id")?;
     let missing_number = format!("{shard}:999999");
     let reference = bob.raw(&missing_number).await?;
     assert_eq!(reference.status, 404, "{when}: nonexistent number: {}", reference.text());
-    let others = ["999999:1".to_string(), "not-an-id".to_string()];
-    for id in alice_ids.iter().chain(&others) {
-        let r = bob.raw(id).await?;
-        assert_eq!(r.status, 404, "{when}: bob fetching {id}: {}", r.text());
-        assert_eq!(masked(&r, id), masked(&reference, &missing_number), "{when}: answer for {id}");
+    let view_reference = bob.view(&missing_number).await?;
+    let attachment_reference = bob.attachment(&missing_number).await?;
+    assert_eq!(view_reference.status, 404, "{when}: nonexistent number: {}", view_reference.text());
+    assert_eq!(attachment_reference.status, 404, "{when}: {}", attachment_reference.text());
+    for id in alice_ids.iter().chain(&["999999:1".to_string()]) {
+        for (route, r, reference) in [
+            ("raw", bob.raw(id).await?, &reference),
+            ("view", bob.view(id).await?, &view_reference),
+            ("attachment", bob.attachment(id).await?, &attachment_reference),
+        ] {
+            assert_eq!(r.status, 404, "{when}: bob's {route} of {id}: {}", r.text());
+            assert_eq!(masked(&r, id), masked(reference, &missing_number), "{when}: {route} answer for {id}");
+        }
+    }
+    // A malformed id is a 400 naming it, whoever asks.
+    for r in [bob.raw("not-an-id").await?, bob.view("not-an-id").await?, bob.attachment("not-an-id").await?] {
+        assert_eq!(r.status, 400, "{when}: malformed id: {}", r.text());
+        assert!(r.text().contains("id: 'not-an-id'"), "{when}: {}", r.text());
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Archiving on a three-node cluster: any node accepts imports, searches and fetches; the node serving a
-//! shard does the work and the others forward to it.
+//! Archiving on a three-node cluster: any node accepts imports, searches, lists, shows and fetches; the
+//! node serving a shard does the work and the others forward to it.
 
 use std::collections::BTreeSet;
 
@@ -54,6 +54,21 @@ async fn any_node_imports_searches_and_fetches_through_the_serving_node() -> Res
             got.insert(api.get_authed(&format!("/api/data/messages/{id}/raw")).await?);
         }
         assert_eq!(got, expected, "node {i} serves every message byte for byte");
+        // The browsing routes answer on every node too: the archive's listing and a rendered message.
+        let listed: serde_json::Value = serde_json::from_slice(
+            &api.get_authed(
+                "/api/data/archives/admin/messages?subfolders=true&sort=subject&asc=true&limit=1000",
+            )
+            .await?,
+        )?;
+        assert_eq!(listed["total"], 100, "node {i}: {listed}");
+        let first = &listed["hits"][0];
+        assert_eq!(first["subject"], "alpha message 0", "node {i}");
+        let id = first["id"].as_str().context("id")?;
+        let view: serde_json::Value =
+            serde_json::from_slice(&api.get_authed(&format!("/api/data/messages/{id}")).await?)?;
+        assert_eq!(view["subject"], "alpha message 0", "node {i}: {view}");
+        assert_eq!(view["text"], "Hello alpha 0", "node {i}");
     }
     let stores = cluster.api(0).ok("GetStores", &[]).await?;
     assert_eq!(stores.as_array().map(Vec::len), Some(1), "one shard, served by one node: {stores}");
