@@ -955,7 +955,7 @@ fn rebuilding_from_the_same_documents_gives_the_same_results() {
 
 #[test]
 fn deleting_an_archive_removes_only_its_messages() {
-    let mut idx = folder_index();
+    let idx = folder_index();
     idx.delete_archive(2).expect("delete");
     idx.commit().expect("commit");
     let mut q = shard_query(Query::default(), ResolvedFilters::default());
