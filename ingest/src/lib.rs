@@ -7,7 +7,10 @@
 //! - [`EmlReader`], [`MboxReader`] / [`MboxTree`] and [`MaildirReader`] stream [`SourceItem`]s: the
 //!   exact bytes of each message with its source and folder, or a refusal for a message over the size
 //!   limit that was not read whole. I/O problems are [`ReadError`]s naming the file.
+//! - [`arca_headers`] writes and strips the `X-Arca-*` lines of an Arca export (re-import, EXP-02);
+//!   [`write_mboxrd`] writes the MBOX export format that [`MboxReader`] reads back byte for byte.
 
+pub mod arca_headers;
 pub mod charset;
 pub mod date;
 pub mod eml;
@@ -22,6 +25,6 @@ pub mod source;
 pub use eml::{EmlOptions, EmlReader};
 pub use limits::{LimitKind, Limits, Refused};
 pub use maildir::{MaildirOptions, MaildirReader};
-pub use mbox::{MboxOptions, MboxReader, MboxTree, MboxVariant};
+pub use mbox::{MboxOptions, MboxReader, MboxTree, MboxVariant, write_mboxrd};
 pub use parse::parse_message;
 pub use source::{ReadError, SourceItem, SourceMessage};
