@@ -49,6 +49,9 @@ pub struct ImportArgs {
     pub folder: String,
 }
 
+/// One message to upload: its source (for the summary), folder and bytes.
+pub(crate) type Upload = (String, String, Vec<u8>);
+
 /// Messages per upload request, and bytes.
 pub(crate) const BATCH_MESSAGES: usize = 1000;
 pub(crate) const BATCH_BYTES: usize = 16 * 1024 * 1024;
@@ -66,6 +69,8 @@ pub(crate) struct Summary {
     duplicates: u64,
     refused: Vec<Value>,
     bytes: u64,
+    /// Messages read from the sources so far (uploaded or waiting to be).
+    pub(crate) read: u64,
     started: Instant,
     /// Progress is shown (stderr is a terminal and the output is not JSON).
     interactive: bool,
@@ -82,6 +87,7 @@ impl Summary {
             duplicates: 0,
             refused: Vec::new(),
             bytes: 0,
+            read: 0,
             started: Instant::now(),
             interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !opts.json,
             last_progress: None,
@@ -98,7 +104,8 @@ impl Summary {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let done = self.archived + self.duplicates + self.refused.len() as u64;
         eprint!(
-            "\r{done} messages ({} archived, {} already present, {} refused), {:.0} messages/s, {:.1} MB/s   ",
+            "\r{} read, {done} done ({} archived, {} already present, {} refused), {:.0} messages/s, {:.1} MB/s   ",
+            self.read.max(done),
             self.archived,
             self.duplicates,
             self.refused.len(),
@@ -246,6 +253,7 @@ pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
         for item in read_items(args.format, path) {
             match item {
                 Ok(SourceItem::Message(m)) => {
+                    s.read += 1;
                     batch_bytes += m.raw.len();
                     batch.push((m.source, join_folder(&args.folder, &m.folder), m.raw));
                 }
@@ -256,6 +264,7 @@ pub async fn import(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
                 submit(&mut in_flight, &mut s, &client, route.clone(), std::mem::take(&mut batch)).await?;
                 batch_bytes = 0;
             }
+            s.progress(false);
         }
     }
     if !batch.is_empty() {

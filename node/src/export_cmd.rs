@@ -247,7 +247,7 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
                     files += 1;
                 }
                 done += 1;
-                if interactive && done % 100 == 0 {
+                if interactive && done.is_multiple_of(100) {
                     eprint!("\r{done} of {total} messages exported   ");
                 }
                 Ok(())
@@ -273,7 +273,7 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
                     .with_context(|| format!("cannot write {}", out.tmp.display()))?;
                 written += 1;
                 done += 1;
-                if interactive && done % 100 == 0 {
+                if interactive && done.is_multiple_of(100) {
                     eprint!("\r{done} of {total} messages exported   ");
                 }
                 Ok(())

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::client::{Client, ClientOptions, urlencode};
 use crate::data_cmd::{
-    BATCH_BYTES, BATCH_MESSAGES, ImportArgs, InFlight, Summary, drain, join_folder, read_items, submit,
+    BATCH_BYTES, BATCH_MESSAGES, ImportArgs, InFlight, Summary, Upload, drain, join_folder, read_items,
+    submit,
 };
 use arca_ingest::SourceItem;
 use arca_ingest::arca_headers::{strip, verify};
@@ -100,11 +101,14 @@ pub async fn run(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
     let mut s = Summary::new(opts);
     let mut in_flight = InFlight::new();
     // Per archive: the batch being filled and its size in bytes.
-    let mut batches: BTreeMap<String, (Vec<(String, String, Vec<u8>)>, usize)> = BTreeMap::new();
+    let mut batches: BTreeMap<String, (Vec<Upload>, usize)> = BTreeMap::new();
     for path in &args.paths {
         for item in read_items(args.format, path) {
             let m = match item {
-                Ok(SourceItem::Message(m)) => m,
+                Ok(SourceItem::Message(m)) => {
+                    s.read += 1;
+                    m
+                }
                 Ok(SourceItem::Refused { source, refused, .. }) => {
                     s.refuse(source, refused.reason);
                     continue;
