@@ -303,7 +303,7 @@ fn fixture(dir: &Path, n: usize, tag: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_commands_list_verify_and_rebuild_and_verify_names_a_damaged_packs_messages() -> Result<()> {
-    let cluster = Cluster::start(1, &[]).await?;
+    let mut cluster = Cluster::start(1, &[]).await?;
     for part in ["a", "b"] {
         let dir = cluster.root().join(part);
         fixture(&dir, 30, part)?;
@@ -321,8 +321,34 @@ async fn store_commands_list_verify_and_rebuild_and_verify_names_a_damaged_packs
     let ok = cluster.cli(0, &["store", "verify", &id]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
+
+    // A store without its index: the export refuses to be incomplete unless --allow-partial.
+    cluster.stop(0).await?;
+    std::fs::remove_dir_all(cluster.nodes[0].dir.join(format!("data/shards/{id}/index")))?;
+    std::fs::remove_dir_all(
+        cluster.nodes[0].dir.join(format!("data/objects/tenants/default/shards/{id}/index")),
+    )?;
+    cluster.restart(0).await?;
+    let dir = cluster.root().join("export");
+    let dir_arg = dir.display().to_string();
+    let refused = cluster.cli(0, &["export", "", "--dir", &dir_arg]);
+    assert!(!refused.status.success(), "a partial search fails the export");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains(&id) && why.contains("--allow-partial"), "{why}");
+    let partial = json_of(
+        &cluster.cli(0, &["export", "", "--dir", &dir_arg, "--allow-partial", "--json"]),
+        "partial export",
+    )?;
+    assert_eq!(
+        (partial["exported"].clone(), partial["missingShards"].clone()),
+        (json!(0), json!([store["id"]])),
+        "{partial}"
+    );
+
     let rebuilt = json_of(&cluster.cli(0, &["shard", "rebuild-index", &id, "--json"]), "rebuild-index")?;
     assert_eq!(rebuilt["messages"], 60, "{rebuilt}");
+    let full = json_of(&cluster.cli(0, &["export", "", "--dir", &dir_arg, "--json"]), "export")?;
+    assert_eq!(full["exported"], 60, "after the rebuild every message is exported: {full}");
 
     let packs_dir = cluster.nodes[0].dir.join(format!("data/objects/tenants/default/shards/{id}/packs"));
     let mut packs: Vec<PathBuf> =
