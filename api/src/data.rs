@@ -32,6 +32,7 @@ pub fn router() -> Router<Arc<ApiContext>> {
         .route("/api/data/archives/{archive}/folders", get(crate::browse::folders))
         .route("/api/data/archives/{archive}/messages", post(upload).get(crate::browse::messages))
         .route("/api/data/archives/{archive}/batch", post(upload_batch))
+        .route("/api/data/archives/{archive}/folders", post(create_folder))
         .route("/api/data/routed", post(upload_routed))
         .route("/api/data/search", post(search))
         .route("/api/data/openapi.json", get(openapi))
@@ -238,6 +239,49 @@ async fn upload_batch(
         }
     }
     axum::Json(json!({ "results": results })).into_response()
+}
+
+/// Body of `POST /api/data/archives/{archive}/folders`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FolderBody {
+    /// Folder path below the archive's top-level folder, `/`-separated.
+    path: String,
+}
+
+/// `POST /api/data/archives/{archive}/folders` (administrators): creates a folder and its missing
+/// parents in an archive's folder tree, as a re-import does for the folders an export names (ING-12).
+/// Answers `{"created": false}` when it exists already.
+async fn create_folder(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    Path(archive): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match ctx.gate.admin(&ctx.meta, &headers, addr).await {
+        Ok(c) => c,
+        Err(d) => return denied(d),
+    };
+    let body: FolderBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("folder request: {e}")),
+    };
+    let command = arca_types::command::Command::CreateFolder {
+        tenant: caller.tenant.clone(),
+        path: format!("{archive}/{}", body.path),
+    };
+    match ctx.meta.write(command).await {
+        Ok(_) => axum::Json(json!({"created": true})).into_response(),
+        Err(arca_raft::RaftNodeError::Meta(arca_types::MetaError::AlreadyExists { .. })) => {
+            axum::Json(json!({"created": false})).into_response()
+        }
+        Err(arca_raft::RaftNodeError::Meta(e @ arca_types::MetaError::NotFound { .. })) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(arca_raft::RaftNodeError::Meta(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -510,6 +554,7 @@ mod tests {
         for path in [
             "/api/data/archives/{archive}/messages",
             "/api/data/archives/{archive}/batch",
+            "/api/data/archives/{archive}/folders",
             "/api/data/routed",
             "/api/data/search",
             "/api/data/messages/{id}/raw",

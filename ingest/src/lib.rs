@@ -9,7 +9,10 @@
 //!   limit that was not read whole. I/O problems are [`ReadError`]s naming the file.
 //! - [`render_message`] turns raw bytes into what a reader sees ([`MessageView`]: header fields, text,
 //!   sanitised HTML, attachments); [`view::attachment`] gives one attachment's bytes.
+//! - [`arca_headers`] writes and strips the `X-Arca-*` lines of an Arca export (re-import, EXP-02);
+//!   [`write_mboxrd`] writes the MBOX export format that [`MboxReader`] reads back byte for byte.
 
+pub mod arca_headers;
 pub mod charset;
 pub mod date;
 pub mod eml;
@@ -25,7 +28,7 @@ pub mod view;
 pub use eml::{EmlOptions, EmlReader};
 pub use limits::{LimitKind, Limits, Refused};
 pub use maildir::{MaildirOptions, MaildirReader};
-pub use mbox::{MboxOptions, MboxReader, MboxTree, MboxVariant};
+pub use mbox::{MboxOptions, MboxReader, MboxTree, MboxVariant, write_mboxrd};
 pub use parse::parse_message;
 pub use source::{ReadError, SourceItem, SourceMessage};
 pub use view::{MessageView, ViewOptions, render_message};

@@ -324,9 +324,88 @@ impl Iterator for MboxTree {
     }
 }
 
+/// Writes one message to an mboxrd file (EXP-02): a `From ` separator line for `unix_seconds`, the
+/// message with every line matching `^>*From ` quoted by one more `>`, and the mbox's own line end.
+/// [`MboxReader`] (mboxrd) gives back exactly `message`, whatever its line ends, including a message
+/// without a final line break; the one exception is a message ending in CR LF CR, which the reader
+/// cannot tell from a CRLF mbox and returns without its last CR (a re-import's hash check names it).
+pub fn write_mboxrd(out: &mut impl std::io::Write, unix_seconds: i64, message: &[u8]) -> std::io::Result<()> {
+    out.write_all(format!("From arca-export {}\n", asctime(unix_seconds)).as_bytes())?;
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        let gts = line.iter().take_while(|&&c| c == b'>').count();
+        if line[gts..].starts_with(b"From ") {
+            out.write_all(b">")?;
+        }
+        out.write_all(line)?;
+    }
+    // The reader drops this LF again.
+    out.write_all(b"\n")
+}
+
+/// `Thu Jan  1 00:00:00 1970` (UTC), as the `From ` line of an mbox carries it.
+fn asctime(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let secs = unix_seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1).clamp(0, 11) as usize],
+        day,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        year
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_mboxrd_reads_back_byte_for_byte() {
+        let messages: Vec<&[u8]> = vec![
+            b"Subject: a\n\nFrom here\n>From there\n>>From far\n",
+            b"Subject: no final line break",
+            b"Subject: crlf\r\n\r\nFrom x\r\n",
+            b"Subject: mac\rFrom y\r",
+            b"",
+            b"\n\n",
+            b"From the very start\n",
+        ];
+        let mut file = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            write_mboxrd(&mut file, i as i64 * 1_000_000_000, m).expect("write");
+        }
+        let read: Vec<Vec<u8>> =
+            MboxReader::new(&file[..], Path::new("x.mbox"), Vec::new(), MboxOptions::default())
+                .map(|i| match i.expect("readable") {
+                    SourceItem::Message(m) => m.raw,
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect();
+        assert_eq!(read, messages.iter().map(|m| m.to_vec()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn separator_dates_are_asctime() {
+        assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(1_709_294_400), "Fri Mar  1 12:00:00 2024");
+        assert_eq!(asctime(-86_400), "Wed Dec 31 00:00:00 1969");
+    }
 
     fn read(bytes: &[u8], options: MboxOptions) -> Vec<SourceItem> {
         MboxReader::new(bytes, Path::new("test.mbox"), vec!["F".into()], options)

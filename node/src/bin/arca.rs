@@ -1,6 +1,6 @@
 //! `arca`: the Arca server (`arca serve`) and its command-line client.
 
-use arca_node::{client, cluster_cmd, data_cmd, serve};
+use arca_node::{client, cluster_cmd, data_cmd, export_cmd, serve, store_cmd};
 
 use std::path::PathBuf;
 
@@ -40,7 +40,23 @@ enum Top {
         #[command(subcommand)]
         command: cluster_cmd::ClusterCmd,
     },
-    /// Archive messages from EML directories, MBOX files or Maildir trees into a user's archive.
+    /// Archive stores (shards): list, verify, rebuild-index (`arca store` is the same command).
+    #[command(visible_alias = "store")]
+    Shard {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(subcommand)]
+        command: store_cmd::StoreCmd,
+    },
+    /// Write the messages a search finds as EML files or MBOX, with X-Arca-* lines for re-import.
+    Export {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(flatten)]
+        args: export_cmd::ExportArgs,
+    },
+    /// Archive messages from EML directories, MBOX files or Maildir trees into a user's archive
+    /// (`--reimport`: an Arca export back into its archives and folders).
     Import {
         #[command(flatten)]
         client: client::ClientOptions,
@@ -128,6 +144,14 @@ async fn run(cli: Cli) -> Result<()> {
         Top::Cluster { client, command } => cluster_cmd::run(&client, command).await,
         Top::Node { client, command } => cluster_cmd::run_node(&client, command).await,
         Top::Import { client, args } => data_cmd::import(&client, args).await,
+        Top::Export { client, args } => export_cmd::export(&client, args).await,
+        Top::Shard { client, command } => {
+            if store_cmd::run(&client, command).await? {
+                Ok(())
+            } else {
+                anyhow::bail!("damage found: the affected messages are listed above")
+            }
+        }
         Top::Search { client, args } => data_cmd::search(&client, args).await,
         Top::Fetch { client, args } => data_cmd::fetch(&client, args).await,
     }

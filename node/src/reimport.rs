@@ -1,0 +1,155 @@
+//! `arca import … --reimport` (ING-12, EXP-02): messages of an Arca export go back to the archive and
+//! folder their `X-Arca-*` lines name, as their original bytes, after the SHA-256 is checked. Missing
+//! archives are created (as a user of that name with no privileges and no password, who cannot log in),
+//! missing folders too; both need an administrator. Messages without the lines go to `--user`/`--folder`
+//! when given, else are refused with the reason.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::client::{Client, ClientOptions, urlencode};
+use crate::data_cmd::{
+    BATCH_BYTES, BATCH_MESSAGES, ImportArgs, InFlight, Summary, Upload, drain, join_folder, read_items,
+    submit,
+};
+use arca_ingest::SourceItem;
+use arca_ingest::arca_headers::{strip, verify};
+
+/// The archives and folders the cluster has, learnt once and kept up to date as they are created.
+struct Tree {
+    /// Archive names, lower-case (archive names compare without case).
+    archives: HashSet<String>,
+    /// `(lower-case archive, folder path)`.
+    folders: HashSet<(String, String)>,
+}
+
+impl Tree {
+    async fn load(client: &Client) -> Result<Tree> {
+        let envelope = client
+            .call("/api/invoke/GetChildFolders", &[])
+            .await
+            .context("re-import needs an administrator (listing archives and folders)")?;
+        let mut tree = Tree { archives: HashSet::new(), folders: HashSet::new() };
+        for path in envelope["result"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            match path.split_once('/') {
+                None => tree.archives.insert(path.to_lowercase()),
+                Some((archive, folder)) => tree.folders.insert((archive.to_lowercase(), folder.to_string())),
+            };
+        }
+        Ok(tree)
+    }
+
+    /// Creates the archive and folder when missing; a folder that cannot be created is a warning (the
+    /// message still keeps its folder path), an archive that cannot be created an error.
+    async fn ensure(&mut self, client: &Client, archive: &str, folder: &str) -> Result<(), String> {
+        let key = archive.to_lowercase();
+        if !self.archives.contains(&key) {
+            client
+                .call(
+                    "/api/invoke/CreateUser",
+                    &[("userName", archive.to_string()), ("privileges", "none".to_string())],
+                )
+                .await
+                .map_err(|e| format!("archive '{archive}' does not exist and cannot be created: {e:#}"))?;
+            self.archives.insert(key.clone());
+        }
+        if folder.is_empty() || self.folders.contains(&(key.clone(), folder.to_string())) {
+            return Ok(());
+        }
+        let route = format!("/api/data/archives/{}/folders", urlencode(archive));
+        if let Err(e) = client.request_json(&route, &json!({ "path": folder })).await {
+            eprintln!(
+                "warning: folder '{folder}' of archive '{archive}' not created in the folder tree: {e:#}"
+            );
+        }
+        // Parents exist too now; remember them so they are not asked for again.
+        let mut path = String::new();
+        for segment in folder.split('/') {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(segment);
+            self.folders.insert((key.clone(), path.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Where one message goes, or why it does not.
+fn target(args: &ImportArgs, folder: &[String], raw: Vec<u8>) -> Result<(String, String, Vec<u8>), String> {
+    match strip(&raw) {
+        Ok(Some((origin, original))) => {
+            verify(&origin, original).map_err(|e| e.to_string())?;
+            let original = original.to_vec();
+            Ok((origin.archive, origin.folder, original))
+        }
+        Ok(None) => match &args.archive_user {
+            Some(user) => Ok((user.clone(), join_folder(&args.folder, folder), raw)),
+            None => Err("no X-Arca-* lines: not an Arca export (give --user to import such messages)".into()),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs `arca import --reimport`.
+pub async fn run(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
+    let client = Arc::new(Client::new(opts)?);
+    let mut tree = Tree::load(&client).await?;
+    let mut s = Summary::new(opts);
+    let mut in_flight = InFlight::new();
+    // Per archive: the batch being filled and its size in bytes.
+    let mut batches: BTreeMap<String, (Vec<Upload>, usize)> = BTreeMap::new();
+    for path in &args.paths {
+        for item in read_items(args.format, path) {
+            let m = match item {
+                Ok(SourceItem::Message(m)) => {
+                    s.read += 1;
+                    m
+                }
+                Ok(SourceItem::Refused { source, refused, .. }) => {
+                    s.refuse(source, refused.reason);
+                    continue;
+                }
+                Err(e) => {
+                    s.refuse(path.display().to_string(), e.to_string());
+                    continue;
+                }
+            };
+            let (archive, folder, raw) = match target(&args, &m.folder, m.raw) {
+                Ok(t) => t,
+                Err(reason) => {
+                    s.refuse(m.source, reason);
+                    continue;
+                }
+            };
+            if let Err(reason) = tree.ensure(&client, &archive, &folder).await {
+                s.refuse(m.source, reason);
+                continue;
+            }
+            let (batch, bytes) = batches.entry(archive.clone()).or_default();
+            *bytes += raw.len();
+            batch.push((m.source, folder, raw));
+            if batch.len() >= BATCH_MESSAGES || *bytes >= BATCH_BYTES {
+                let full = std::mem::take(batch);
+                *bytes = 0;
+                submit(&mut in_flight, &mut s, &client, route(&archive), full).await?;
+            }
+            s.progress(false);
+        }
+    }
+    for (archive, (batch, _)) in batches {
+        if !batch.is_empty() {
+            submit(&mut in_flight, &mut s, &client, route(&archive), batch).await?;
+        }
+    }
+    drain(&mut in_flight, &mut s).await?;
+    s.print(opts.json);
+    Ok(())
+}
+
+fn route(archive: &str) -> String {
+    format!("/api/data/archives/{}/batch", urlencode(archive))
+}
