@@ -43,6 +43,8 @@ pub fn server_binary() -> Result<PathBuf> {
 /// A running S3 server with one bucket.
 pub struct S3Server {
     child: Child,
+    binary: PathBuf,
+    secret: String,
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
     pub bucket: String,
@@ -62,6 +64,22 @@ impl Drop for S3Server {
     }
 }
 
+/// Starts `binary` on `port` (0: any) of 127.0.0.1, serving the buckets in `<root>/data` and logging to
+/// `<root>/s3.log` (truncated: a restart's log starts afresh).
+fn spawn(binary: &Path, root: &Path, port: u16, access_key: &str, secret: &str) -> Result<Child> {
+    let log = std::fs::File::create(root.join("s3.log"))?;
+    Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", access_key])
+        .args(["--secret-key", secret])
+        .arg(root.join("data"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting the S3 server {}", binary.display()))
+}
+
 impl S3Server {
     /// Starts the server on a random loopback port with bucket `arca` and fresh credentials, and waits
     /// until it listens.
@@ -76,35 +94,49 @@ impl S3Server {
         let secret = hex::encode(rand::random::<[u8; 20]>());
         let secret_file = root.path().join("s3.secret");
         std::fs::write(&secret_file, &secret)?;
-        let log_path = root.path().join("s3.log");
-        let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(&binary)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--access-key",
-                &access_key,
-                "--secret-key",
-                &secret,
-            ])
-            .arg(&data)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting the S3 server {}", binary.display()))?;
-        let mut server = S3Server { child, endpoint: String::new(), bucket, access_key, secret_file, root };
-        server.endpoint = server.wait_listening(&log_path, Duration::from_secs(20))?;
+        let child = spawn(&binary, root.path(), 0, &access_key, &secret)?;
+        let mut server = S3Server {
+            child,
+            binary,
+            endpoint: String::new(),
+            bucket,
+            access_key,
+            secret,
+            secret_file,
+            root,
+        };
+        server.endpoint = server.wait_listening(Duration::from_secs(20))?;
         Ok(server)
     }
 
-    fn wait_listening(&mut self, log: &Path, timeout: Duration) -> Result<String> {
+    /// Kills the server (an outage); its objects stay on disk for [`S3Server::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, objects and credentials.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no port in {}", self.endpoint))?;
+        self.child = spawn(&self.binary, self.root.path(), port, &self.access_key, &self.secret)?;
+        let endpoint = self.wait_listening(Duration::from_secs(20))?;
+        if endpoint != self.endpoint {
+            bail!("the S3 server came back at {endpoint}, not {}", self.endpoint);
+        }
+        Ok(())
+    }
+
+    /// Waits for the "running" line of the current run in the log and returns its URL.
+    fn wait_listening(&mut self, timeout: Duration) -> Result<String> {
         let start = Instant::now();
         loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let text = self.log();
             if let Some(at) = text.find("server is running at http://") {
                 let url = text[at + "server is running at ".len()..]
                     .split_whitespace()

@@ -1,7 +1,8 @@
 //! Arca on a real S3-compatible server (s3s-fs, signatures checked): every pack, index file and manifest
 //! delta lands in the bucket and nothing in the node's local object directory; a second node takes a
 //! shard over from the bucket alone after the serving node is killed and its disk wiped; a wrong key or
-//! an unreachable endpoint stops start-up with an error naming the storage settings.
+//! an unreachable endpoint stops start-up with an error naming the storage settings; imports during an
+//! outage fail in bounded time and land exactly once afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -303,5 +304,45 @@ async fn wrong_key_or_unreachable_endpoint_stops_start_up_naming_the_storage_set
     assert!(log.contains("storage.allow_http"), "plain HTTP needs storage.allow_http:\n{log}");
 
     assert!(cluster.nodes[0].is_running(), "the node on the right settings kept running");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn imports_fail_in_bounded_time_while_s3_is_down_and_land_once_when_it_is_back() -> Result<()> {
+    let mut s3 = S3Server::start()?;
+    let cluster = Cluster::start(1, &refs(&s3.node_env("arca"))).await?;
+    let first = fixture(&cluster.root().join("first"), "first", 20)?;
+    let summary = import(&cluster, 0, &cluster.root().join("first"), "admin")?;
+    assert_eq!(summary["archived"], 20, "{summary}");
+
+    s3.stop();
+    let second = fixture(&cluster.root().join("second"), "second", 20)?;
+    let started = Instant::now();
+    let out = cluster.cli(
+        0,
+        &["import", "eml", &cluster.root().join("second").display().to_string(), "--user", "admin", "--json"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an import without object storage succeeded: {stderr}");
+    assert!(started.elapsed() < Duration::from_secs(90), "failed only after {:?}", started.elapsed());
+    assert!(
+        stderr.contains("flush failed")
+            && stderr.contains("object 'tenants/")
+            && stderr.contains(&s3.endpoint),
+        "the error names the object and the endpoint: {stderr}"
+    );
+    assert!(!stderr.contains("metadata cluster refused"), "not blamed on the metadata cluster: {stderr}");
+    assert!(!cluster.nodes[0].log().contains("panicked"), "{}", cluster.nodes[0].log());
+
+    s3.restart()?;
+    let summary = import(&cluster, 0, &cluster.root().join("second"), "admin")?;
+    let seen = summary["archived"].as_u64().unwrap_or(0) + summary["duplicates"].as_u64().unwrap_or(0);
+    assert_eq!(seen, 20, "{summary}");
+    let api = cluster.api(0);
+    let got = downloaded_hashes(&api, "admin").await?;
+    assert_eq!(got.len(), 40, "every message listed exactly once");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), first.union(&second).cloned().collect());
+    let answer = api.post_json("/api/data/search", &json!({"q": "subject:second"}).to_string()).await?;
+    assert_eq!(answer["total"], 20, "{answer}");
     Ok(())
 }
