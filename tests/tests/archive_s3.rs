@@ -1,7 +1,7 @@
 //! Arca on a real S3-compatible server (s3s-fs, signatures checked): every pack, index file and manifest
 //! delta lands in the bucket and nothing in the node's local object directory; a second node takes a
-//! shard over from the bucket alone after the serving node is killed and its disk wiped; a wrong key or
-//! an unreachable endpoint stops start-up with an error naming the storage settings; imports during an
+//! shard over from the bucket alone after the serving node is killed and its disk wiped; a wrong key, a
+//! missing bucket or an unreachable endpoint stops start-up naming the storage settings; imports during an
 //! outage fail in bounded time and land exactly once afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -280,7 +280,8 @@ async fn refused_start(cluster: &mut Cluster, env: &[(&str, &str)]) -> Result<St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn wrong_key_or_unreachable_endpoint_stops_start_up_naming_the_storage_settings() -> Result<()> {
+async fn wrong_key_missing_bucket_or_unreachable_endpoint_stops_start_up_naming_the_storage_settings()
+-> Result<()> {
     let s3 = S3Server::start()?;
     let mut cluster = Cluster::new(&refs(&s3.node_env("arca")))?;
     // The right settings start a node (the first, which the refused ones would join).
@@ -295,6 +296,9 @@ async fn wrong_key_or_unreachable_endpoint_stops_start_up_naming_the_storage_set
 
     let log = refused_start(&mut cluster, &[("ARCA_STORAGE_ACCESS_KEY_ID", "AKUNKNOWN")]).await?;
     assert!(log.contains("403") || log.contains("InvalidAccessKeyId"), "the server's refusal:\n{log}");
+
+    let log = refused_start(&mut cluster, &[("ARCA_STORAGE_URL", "s3://no-such-bucket/arca")]).await?;
+    assert!(log.contains("NoSuchBucket"), "the missing bucket:\n{log}");
 
     let closed = format!("http://127.0.0.1:{}", arca_tests::free_port());
     let log = refused_start(&mut cluster, &[("ARCA_STORAGE_ENDPOINT", &closed)]).await?;
