@@ -497,8 +497,10 @@ impl ArchiveService {
             let outcomes = match served.shard.archive(incoming).await {
                 Ok(o) => o,
                 Err(e) => {
-                    // A fenced (stale) writer must not stay cached: the next call re-resolves the owner.
-                    if matches!(e, ShardError::Commit { .. }) {
+                    // A fenced (stale) writer must not stay cached: the next call re-resolves the owner
+                    // and reopens the shard on its committed manifest (a failed flush may have left
+                    // documents in the local index that no manifest names).
+                    if matches!(e, ShardError::Commit { .. } | ShardError::Flush { .. }) {
                         self.served.lock().await.remove(&id);
                     }
                     return Err(e.into());

@@ -16,6 +16,10 @@ use arca_types::{Command, MetaError};
 
 use crate::certs;
 
+/// The settings an unusable object store points at, for the start-up error.
+const STORAGE_SETTINGS: &str = "the object store does not answer as configured (settings storage.url, \
+     storage.endpoint, storage.region, storage.access_key_id, storage.secret_access_key_file, storage.allow_http)";
+
 /// Version reported by `GetServerInfo` and at start-up.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -214,6 +218,10 @@ pub async fn run_until(
             )
         })?),
     };
+    // The object store first: a node that cannot reach it must not join or initialise a cluster.
+    let objects = arca_shard::objects::Objects::from_config(&config.storage, &data)
+        .context("cannot open the object store (setting storage.url, ARCA_STORAGE_URL)")?;
+    objects.check().await.context(STORAGE_SETTINGS)?;
     let api_addr = api_listener.local_addr()?;
     let meta = MetaNode::start(NodeOptions {
         data_dir: data.clone(),
@@ -271,8 +279,6 @@ pub async fn run_until(
     let register = tokio::spawn(register);
 
     let master = load_master_key(&meta, &data, join.is_some()).await?;
-    let objects = arca_shard::objects::Objects::from_config(&config.storage, &data)
-        .context("cannot open the object store (setting storage.url, ARCA_STORAGE_URL)")?;
     println!("  object store    {}", objects.location());
     let archive =
         Arc::new(arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone()));

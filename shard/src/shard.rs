@@ -44,6 +44,9 @@ pub enum ShardError {
     Manifest { shard: ShardId, key: String, reason: String },
     #[error("store {shard}: the metadata cluster refused the flush: {reason}")]
     Commit { shard: ShardId, reason: String },
+    /// A group commit that failed as a whole (object store, index or commit); nothing was acknowledged.
+    #[error("store {shard}: the flush failed, nothing of it was acknowledged: {reason}")]
+    Flush { shard: ShardId, reason: String },
     #[error("store {shard}: index: {reason}")]
     Index { shard: ShardId, reason: String },
     #[error("message {shard}:{number} does not exist")]
@@ -269,7 +272,7 @@ impl Shard {
             .await
             .map_err(|_| ShardError::Closed(self.shared.id))?;
         let answer = rx.await.map_err(|_| ShardError::Closed(self.shared.id))?;
-        answer.map_err(|reason| ShardError::Commit { shard: self.shared.id, reason })
+        answer.map_err(|reason| ShardError::Flush { shard: self.shared.id, reason })
     }
 
     /// A copy of the message listing entry `number`.

@@ -1,5 +1,5 @@
 //! Test harness for Arca: N nodes on random loopback ports, as real `arca` processes or in-process, with
-//! kill -9, restart, and link cutting through per-node TCP proxies.
+//! kill -9, restart, and link cutting through per-node TCP proxies; a real S3-compatible server for them.
 //!
 //! Every node advertises its proxy as its cluster address and makes outgoing cluster connections from its
 //! own loopback IP (127.0.0.(10+i)), so a proxy knows both ends of every link and can cut a node off
@@ -8,9 +8,11 @@
 pub mod api;
 pub mod cluster;
 pub mod proxy;
+pub mod s3;
 
 pub use api::ApiClient;
 pub use cluster::{Cluster, NodeHandle};
+pub use s3::S3Server;
 
 /// Path of the `arca` binary built alongside the tests.
 pub fn arca_bin() -> std::path::PathBuf {

@@ -208,11 +208,14 @@ invoke_wait_ms = 1000
 [storage]
 # Where packs, indexes and manifests live: empty = <data.dir>/objects; file:///path; s3://bucket/prefix.
 url = ""
-# For S3-compatible servers: endpoint (e.g. http://127.0.0.1:9000), region, credentials.
+# For S3-compatible servers: endpoint (e.g. https://s3.example.net:9000; path-style requests); empty = AWS.
 endpoint = ""
+# Empty = us-east-1.
 region = ""
+# Access key id and the file holding the secret key: both or neither.
 access_key_id = ""
 secret_access_key_file = ""
+# An http:// endpoint is refused unless this is true (only for a trusted network, e.g. loopback).
 allow_http = false
 
 [log]
