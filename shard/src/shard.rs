@@ -837,6 +837,10 @@ mod tests {
     #[derive(Default)]
     struct MemoryCatalog {
         state: Mutex<(u64, u64, Option<String>)>,
+        /// Each commit takes this long (milliseconds), so that the next group is packed meanwhile.
+        delay_ms: AtomicU64,
+        /// The next commit fails, as a lost connection to the metadata cluster would.
+        fail_next: std::sync::atomic::AtomicBool,
     }
 
     impl Catalog for MemoryCatalog {
@@ -849,6 +853,10 @@ mod tests {
             _counters: (u64, u64),
         ) -> BoxFuture<'_, Result<(), String>> {
             Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
+                if self.fail_next.swap(false, Ordering::SeqCst) {
+                    return Err("the metadata cluster is unreachable".into());
+                }
                 let mut s = self.state.lock().expect("lock");
                 if epoch != s.0 || sequence != s.1 + 1 {
                     return Err(format!("stale epoch {epoch} or sequence {sequence}"));
@@ -948,6 +956,61 @@ mod tests {
         let per_fetch =
             reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed) - gets;
         assert_eq!(per_fetch, 1, "a message of a pack whose footer is cached costs one ranged GET");
+    }
+
+    /// Submits `messages` from a task of its own, so that several groups are in the writer at once.
+    fn submit(
+        shard: &Shard,
+        messages: Vec<Incoming>,
+    ) -> tokio::task::JoinHandle<Result<Vec<Outcome>, ShardError>> {
+        let shard = shard.clone();
+        tokio::spawn(async move { shard.archive(messages).await })
+    }
+
+    #[tokio::test]
+    async fn a_group_packed_while_the_previous_one_publishes_dedupes_against_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        catalog.delay_ms.store(300, Ordering::SeqCst);
+        let shard =
+            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let first = submit(&shard, vec![incoming(b"same", 1, "Inbox")]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = submit(&shard, vec![incoming(b"same", 1, "Other"), incoming(b"new", 1, "Inbox")]);
+        assert_eq!(first.await.expect("join").expect("first"), vec![Outcome::Archived(1)]);
+        assert_eq!(
+            second.await.expect("join").expect("second"),
+            vec![Outcome::AlreadyPresent(1), Outcome::Archived(2)],
+            "the pending group's message is not archived twice"
+        );
+        assert_eq!(shard.with_manifest(|m| m.counters().0), 2);
+        assert_eq!(shard.with_manifest(|m| m.packs.len()), 2, "two groups, two packs");
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_fails_the_group_packed_behind_it_and_the_writer_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        catalog.delay_ms.store(300, Ordering::SeqCst);
+        catalog.fail_next.store(true, Ordering::SeqCst);
+        let shard =
+            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let first = submit(&shard, vec![incoming(b"a", 1, "Inbox")]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = submit(&shard, vec![incoming(b"a", 1, "Inbox"), incoming(b"b", 1, "Inbox")]);
+        let err = first.await.expect("join").expect_err("the commit failed");
+        assert!(err.to_string().contains("unreachable"), "{err}");
+        let err = second.await.expect("join").expect_err("packed on top of a failed group");
+        assert!(err.to_string().contains("earlier flush"), "{err}");
+        assert_eq!(catalog.state.lock().expect("lock").2, None, "nothing was published");
+
+        catalog.delay_ms.store(0, Ordering::SeqCst);
+        let again = shard.archive(vec![incoming(b"a", 1, "Inbox"), incoming(b"b", 1, "Inbox")]).await;
+        assert_eq!(again.expect("retry"), vec![Outcome::Archived(1), Outcome::Archived(2)]);
+        assert_eq!(shard.fetch(1).await.expect("fetch"), b"a");
+        assert_eq!(shard.fetch(2).await.expect("fetch"), b"b");
     }
 
     #[tokio::test]
