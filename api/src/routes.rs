@@ -412,6 +412,16 @@ async fn metrics(State(ctx): Ctx) -> Response {
         ctx.metrics.failures.load(Ordering::Relaxed),
         ctx.metrics.denied.load(Ordering::Relaxed),
     );
+    let mut text = text;
+    if let Some(archive) = ctx.archive.as_deref() {
+        let c = &archive.objects().counters;
+        text.push_str(&format!(
+            "# HELP arca_object_puts_total Objects written to the object store by this node.\n# TYPE arca_object_puts_total counter\narca_object_puts_total {}\n\
+             # HELP arca_object_gets_total Object reads (whole or ranged) by this node.\n# TYPE arca_object_gets_total counter\narca_object_gets_total {}\n",
+            c.puts.load(Ordering::Relaxed),
+            c.gets.load(Ordering::Relaxed),
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

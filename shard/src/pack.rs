@@ -60,8 +60,10 @@ pub const MAX_PACK_BLOCKS: usize = 200_000;
 pub const MAX_META_LEN: usize = 64 * 1024;
 /// Smallest block target a writer accepts.
 pub const MIN_BLOCK_TARGET: usize = 1024;
-/// Default raw size at which a block is closed.
-pub const DEFAULT_BLOCK_TARGET: usize = 512 * 1024;
+/// Default raw size at which a block is closed: 1 MiB, the top of DESIGN's range, stores the public corpus
+/// in 32.1% of its raw bytes against 33.3% with 512 KiB blocks (zstd level 3), for one ranged GET of
+/// about 330 KB per fetch.
+pub const DEFAULT_BLOCK_TARGET: usize = 1024 * 1024;
 /// Default zstd level.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// A suffix length that holds the footer of a typical pack, so one ranged GET usually suffices.

@@ -3,7 +3,8 @@
 //!
 //! Arca: every message is imported with `arca import eml … --json` (the CLI returns only when every batch
 //! is acknowledged durable, invariant 1) and timed end to end; stored pack and index bytes are summed from
-//! the node's object directory; objects written are counted by watching that directory during the import;
+//! the node's object directory 12 s after the import; PUTs are the node's `arca_object_puts_total` (split by kind
+//! by watching that directory during the import);
 //! GETs per message fetch are counted by tracing the node's opens of pack objects (`strace`); search
 //! latency is measured over `POST /api/data/search` for a fixed set of queries of every kind (one warm-up
 //! round, then `--rounds` measured rounds). The peers index the same messages as a Maildir (`notmuch new`,
@@ -421,7 +422,17 @@ fn parse_debug_duration(v: &str) -> Option<f64> {
     None
 }
 
-/// Flush timings from the node log (`arca_shard=debug` prints one `flushed` line per flush).
+/// The node's object PUT counter from `/metrics`.
+async fn object_puts(api: &ApiClient) -> Option<u64> {
+    let answer = api.get("/metrics").await.ok()?;
+    answer
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("arca_object_puts_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Flush timings from the node log (`arca_shard=debug` prints a `packed` and a `published` line per flush).
 struct Flushes {
     count: usize,
     messages: Vec<u64>,
@@ -433,10 +444,13 @@ fn flush_timings(log: &str) -> Flushes {
     let mut f = Flushes { count: 0, messages: Vec::new(), phases: Vec::new() };
     for line in log.lines() {
         let line = strip_ansi(line);
-        if !line.contains("flushed") || !line.contains("arca_shard") {
+        let packed = line.contains(" packed");
+        if !(packed || line.contains(" published")) || !line.contains("arca_shard") {
             continue;
         }
-        f.count += 1;
+        if packed {
+            f.count += 1;
+        }
         for token in line.split_whitespace() {
             let Some((k, v)) = token.split_once('=') else { continue };
             if k == "messages" {
@@ -864,6 +878,7 @@ async fn main() -> Result<()> {
     eprintln!("arca import eml ({} messages) ...", corpus.messages);
     let pid = node_pid(&data_dir);
     let cpu_before = pid.and_then(cpu_seconds);
+    let puts_before = object_puts(&api).await;
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_objects(objects.clone(), stop.clone());
     let mut import = tokio::process::Command::new(arca_bin());
@@ -883,10 +898,17 @@ async fn main() -> Result<()> {
     let archived = summary["archived"].as_u64().unwrap_or(0);
     let duplicates = summary["duplicates"].as_u64().unwrap_or(0);
     let refused = summary["refused"].as_array().map(Vec::len).unwrap_or(0);
+    let puts = match (puts_before, object_puts(&api).await) {
+        (Some(a), Some(b)) => Some((b - a) as usize),
+        _ => None,
+    };
     // Let the last scan see everything the import left behind.
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     let written = watcher.join().unwrap_or_default();
+    // Index bundles that segment merges emptied are deleted 10 s after the manifest that drops them;
+    // storage is measured after that, as it stays.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let stored = kinds(&scan_objects(&objects));
     eprintln!("  {archived} archived, {duplicates} already present, {refused} refused in {import_time:.2?}");
 
@@ -1073,15 +1095,18 @@ async fn main() -> Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v:.2} s ({:.0} ms/flush)", 1000.0 * v / flushes.count as f64))
             .collect();
-        let busy: f64 = flushes.phases.iter().map(|(_, v)| v).sum();
+        let phase = |k: &str| flushes.phases.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+        let packer = phase("staging") + phase("pack");
         println!(
-            "  shard flushes: {} ({:.0} messages each on average, {} at most); time in the flusher: {} = {busy:.2} s \
-             ({:.0}% of the import's wall time)",
+            "  shard flushes: {} ({:.0} messages each on average, {} at most); {}; the packer (staging + pack) \
+             was busy {:.0}% and the publisher (index, commit, upload, manifest, Raft) {:.0}% of the import's wall \
+             time, overlapping",
             flushes.count,
             msgs as f64 / flushes.count as f64,
             flushes.messages.iter().max().copied().unwrap_or(0),
             phases.join(", "),
-            100.0 * busy / import_time.as_secs_f64()
+            100.0 * packer / import_time.as_secs_f64(),
+            100.0 * phase("publish") / import_time.as_secs_f64()
         );
     }
     let sum = |v: &[u64]| v.iter().sum::<u64>();
@@ -1105,7 +1130,8 @@ async fn main() -> Result<()> {
     );
     println!(
         "  index: {} objects in the object store; the live index (the node's local index directory, after \
-         segment merges) is {} bytes ({:.1}% of raw): merged-away segment objects are never deleted.",
+         segment merges) is {} bytes ({:.1}% of raw); measured 12 s after the import, when bundles that merges \
+         emptied have been deleted.",
         stored.index.len(),
         live_index,
         share(live_index)
@@ -1118,18 +1144,25 @@ async fn main() -> Result<()> {
         pack_sizes.last().copied().unwrap_or(0) as f64 / MIB
     );
     let w = |k: &str| written.get(k).copied().unwrap_or(0);
-    let total_written = w("packs") + w("index") + w("manifest");
+    let seen = w("packs") + w("index") + w("manifest");
+    // The node's own PUT counter (`arca_object_puts_total` on /metrics); the object directory watch, polled
+    // every 25 ms, only splits it by kind.
+    let total_written = puts.unwrap_or(seen);
     let per_k = |c: usize| 1000.0 * c as f64 / n;
     println!(
-        "Objects written (PUT proxy: the node exposes no PUT counter yet, so this counts object versions seen in \
-         the object directory, polled every 25 ms during the import, a lower bound): {} packs + {} index files + \
-         {} manifests = {total_written}; per 1,000 messages: {:.2} (packs alone {:.2}); one object per message \
-         would be 1,000.",
+        "Object PUTs during the import ({}): {total_written}; per 1,000 messages: {:.2} (packs alone {:.2}); \
+         by kind, as seen in the object directory: {} packs + {} index bundles + {} manifests; one object per \
+         message would be 1,000.",
+        if puts.is_some() {
+            "the node's arca_object_puts_total"
+        } else {
+            "objects seen in the object directory"
+        },
+        per_k(total_written),
+        per_k(w("packs")),
         w("packs"),
         w("index"),
         w("manifest"),
-        per_k(total_written),
-        per_k(w("packs"))
     );
     let gets_line = match &gets {
         Ok(g) => format!(
