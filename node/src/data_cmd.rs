@@ -188,8 +188,9 @@ impl Summary {
     }
 }
 
-/// Batches uploaded at the same time, so that the server can group them into fewer, larger flushes.
-const IN_FLIGHT: usize = 6;
+/// Batches uploaded at the same time, so that the server can group them into fewer, larger flushes
+/// (up to its 32 MiB flush size while it publishes the previous group).
+const IN_FLIGHT: usize = 12;
 
 /// Uploads in flight, at most [`IN_FLIGHT`]; results are accounted as they come back.
 pub(crate) type InFlight = tokio::task::JoinSet<Result<(Vec<String>, Vec<Value>, u64)>>;

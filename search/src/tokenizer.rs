@@ -241,8 +241,48 @@ impl Tokenizer for ArcaTokenizer {
     type TokenStream<'a> = ArcaTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> ArcaTokenStream {
-        ArcaTokenStream { tokens: tokens(text), next: 0, none: Token::default() }
+        let tokens = tokens(text);
+        REVERSED_CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            while cache.len() >= REVERSED_CACHE_ENTRIES
+                || cache.iter().map(|(t, _)| t.len()).sum::<usize>() + text.len() > REVERSED_CACHE_BYTES
+            {
+                if cache.pop_front().is_none() {
+                    break;
+                }
+            }
+            cache.push_back((text.to_string(), distinct_reversed(&tokens)));
+        });
+        ArcaTokenStream { tokens, next: 0, none: Token::default() }
     }
+}
+
+/// Texts whose reversed tokens one indexing thread keeps for the companion field (see
+/// [`REVERSED_CACHE`]); a document has a few dozen texts at most.
+const REVERSED_CACHE_ENTRIES: usize = 64;
+/// Text bytes [`REVERSED_CACHE`] holds at most (a document's indexed text is at most 2 MiB).
+const REVERSED_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+thread_local! {
+    /// The distinct reversed tokens of the texts [`ArcaTokenizer`] cut last on this thread. Tantivy
+    /// indexes a document's fields in schema order, so a text field is cut before its reversed-term
+    /// companion on the same thread; the companion takes its tokens from here instead of cutting the
+    /// same text a second time.
+    static REVERSED_CACHE: std::cell::RefCell<std::collections::VecDeque<(String, Vec<Token>)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// Each distinct token text once, reversed, at consecutive positions: the companion fields keep doc ids
+/// only, so repeats would only cost.
+fn distinct_reversed(tokens: &[Token]) -> Vec<Token> {
+    let mut texts: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    texts
+        .into_iter()
+        .enumerate()
+        .map(|(position, t)| Token { text: reversed(t), position, position_length: 1, ..Token::default() })
+        .collect()
 }
 
 /// The characters of a text in reverse order.
@@ -259,15 +299,12 @@ impl Tokenizer for ReversedTokenizer {
     type TokenStream<'a> = ArcaTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> ArcaTokenStream {
-        // The companion fields keep doc ids only: each distinct term once per text is enough, and
-        // feeding fewer tokens is most of the cost of these fields.
-        let mut tokens = tokens(text);
-        tokens.sort_unstable_by(|a, b| a.text.cmp(&b.text));
-        tokens.dedup_by(|a, b| a.text == b.text);
-        for (position, t) in tokens.iter_mut().enumerate() {
-            t.text = reversed(&t.text);
-            t.position = position;
-        }
+        let cached = REVERSED_CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let at = cache.iter().position(|(t, _)| t == text)?;
+            cache.remove(at).map(|(_, tokens)| tokens)
+        });
+        let tokens = cached.unwrap_or_else(|| distinct_reversed(&tokens(text)));
         ArcaTokenStream { tokens, next: 0, none: Token::default() }
     }
 }
@@ -305,6 +342,28 @@ mod tests {
 
     fn pairs(list: &[(&str, usize)]) -> Vec<(String, usize)> {
         list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    }
+
+    fn reversed_texts(text: &str) -> Vec<String> {
+        let mut stream = ReversedTokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn the_reversed_companion_cuts_the_same_after_its_text_field_as_alone() {
+        let text = "Müller an vorname.nachname@example.com: Müller, 東京都";
+        let alone = reversed_texts(text);
+        let _ = ArcaTokenizer.token_stream(text);
+        let _ = ArcaTokenizer.token_stream("another field of the same document");
+        assert_eq!(reversed_texts(text), alone, "taken from the forward cut");
+        assert_eq!(alone.iter().filter(|t| *t == "rellüm").count(), 1, "each distinct term once: {alone:?}");
+        for t in ["rellum", "moc.elpmaxe@emanhcan.emanrov", "京東", "都京"] {
+            assert!(alone.contains(&t.to_string()), "{t} in {alone:?}");
+        }
     }
 
     #[test]
