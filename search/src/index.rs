@@ -25,6 +25,9 @@ use crate::tokenizer::{
 /// Memory budget of each indexing thread; tantivy flushes a segment when it is reached.
 pub const WRITER_MEMORY_BYTES_PER_THREAD: usize = 32 * 1024 * 1024;
 
+/// Segments of one size class that are merged together.
+const MERGE_MIN_SEGMENTS: usize = 12;
+
 /// Indexing threads: one per core (at most 4), since tokenising and inverting text is the CPU cost
 /// of archiving.
 fn indexing_threads() -> usize {
@@ -130,6 +133,11 @@ impl ShardIndex {
                 .index
                 .writer_with_num_threads(threads, threads * WRITER_MEMORY_BYTES_PER_THREAD)
                 .map_err(tantivy_err("open index writer"))?;
+            // Merging rewrites every term of the merged segments: wait for more of them (tantivy's
+            // default is 8) so that a bulk import merges less often, at a few more segments per search.
+            let mut policy = tantivy::indexer::LogMergePolicy::default();
+            policy.set_min_num_segments(MERGE_MIN_SEGMENTS);
+            writer.set_merge_policy(Box::new(policy));
             *guard = Some(writer);
         }
         match guard.as_mut() {

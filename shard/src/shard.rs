@@ -22,8 +22,8 @@ use arca_types::ShardId;
 use arca_types::document::MessageDoc;
 
 /// Flush when this many raw bytes wait: mail compresses to about a third, so full flushes make packs of
-/// about 10 MiB.
-pub const DEFAULT_FLUSH_BYTES: usize = 32 * 1024 * 1024;
+/// about 16 MiB, and each flush's three PUTs (pack, index bundle, manifest) serve about 5,000 messages.
+pub const DEFAULT_FLUSH_BYTES: usize = 48 * 1024 * 1024;
 /// Unreferenced index objects are deleted this long after the manifest that dropped them is committed.
 const INDEX_GC_DELAY: Duration = Duration::from_secs(10);
 /// A group ends when no further submission arrives within this gap.
@@ -465,6 +465,9 @@ impl Packer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>, publisher: mpsc::Sender<Stage>) {
         let mut held: Option<Job> = None;
         loop {
+            // Start a group only when the publisher can take it: submissions arriving meanwhile join
+            // the next group, so groups grow towards the flush size while the publisher is busy.
+            let Ok(permit) = publisher.reserve().await else { return };
             let job = match held.take() {
                 Some(j) => j,
                 None => match rx.recv().await {
@@ -474,11 +477,7 @@ impl Packer {
             };
             let first = match job {
                 Job::Rebuild { parse, reply } => {
-                    if let Err(mpsc::error::SendError(Stage::Rebuild { reply, .. })) =
-                        publisher.send(Stage::Rebuild { parse, reply }).await
-                    {
-                        let _ = reply.send(Err(ShardError::Closed(self.shared.id).to_string()));
-                    }
+                    permit.send(Stage::Rebuild { parse, reply });
                     continue;
                 }
                 Job::Archive(s) => s,
@@ -506,14 +505,7 @@ impl Packer {
             match self.prepare(&mut batch).await {
                 Ok(mut prepared) => {
                     prepared.replies = batch.into_iter().zip(counts).map(|(s, n)| (s.reply, n)).collect();
-                    if let Err(mpsc::error::SendError(Stage::Publish(p))) =
-                        publisher.send(Stage::Publish(prepared)).await
-                    {
-                        let closed = ShardError::Closed(self.shared.id).to_string();
-                        for (reply, _) in p.replies {
-                            let _ = reply.send(Err(closed.clone()));
-                        }
-                    }
+                    permit.send(Stage::Publish(prepared));
                 }
                 Err(e) => {
                     for s in batch {
