@@ -483,12 +483,16 @@ impl Packer {
                 Job::Archive(s) => s,
             };
             // Group commit: keep collecting while submissions keep arriving (a gap of 5 ms ends the
-            // group), up to the size threshold or the maximum delay.
+            // group), up to the size threshold or the maximum delay. While the publisher still works on
+            // an earlier group, this group cannot be acknowledged sooner anyway: only the size and the
+            // delay end it, so that it grows towards a full pack.
             let deadline = Instant::now() + self.flush_delay;
             let mut bytes: usize = first.messages.iter().map(|m| m.raw.len()).sum();
             let mut batch = vec![first];
             while bytes < self.flush_bytes {
-                let left = deadline.saturating_duration_since(Instant::now()).min(GROUP_GAP);
+                let publishing = lock_staging(&self.staging).in_flight > 0;
+                let left = deadline.saturating_duration_since(Instant::now());
+                let left = if publishing { left } else { left.min(GROUP_GAP) };
                 match tokio::time::timeout(left, rx.recv()).await {
                     Ok(Some(Job::Archive(s))) => {
                         bytes += s.messages.iter().map(|m| m.raw.len()).sum::<usize>();
