@@ -66,27 +66,25 @@ impl std::fmt::Debug for ShardIndex {
 impl ShardIndex {
     /// A new, empty index held in memory (tests, scratch rebuilds).
     pub fn in_ram() -> Result<ShardIndex, SearchError> {
-        let (schema, _) = Fields::build();
-        ShardIndex::from_index(Index::create_in_ram(schema), "create index in memory")
+        let index = builder().create_in_ram().map_err(tantivy_err("create index in memory"))?;
+        ShardIndex::from_index(index, "create index in memory")
     }
 
     /// A new, empty index in `dir`, which must exist and hold no index.
     pub fn create_in_dir(dir: &Path) -> Result<ShardIndex, SearchError> {
-        let (schema, _) = Fields::build();
-        let index = Index::create_in_dir(dir, schema)
-            .map_err(tantivy_err(format!("create index in {}", dir.display())))?;
+        let index =
+            builder().create_in_dir(dir).map_err(tantivy_err(format!("create index in {}", dir.display())))?;
         ShardIndex::from_index(index, "open new index")
     }
 
     /// The index in `dir`, created when the directory holds none.
     pub fn open_or_create_in_dir(dir: &Path) -> Result<ShardIndex, SearchError> {
-        let (schema, _) = Fields::build();
         let context = format!("open index in {}", dir.display());
         let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| SearchError::Index {
             context: context.clone(),
             source: tantivy::TantivyError::from(e),
         })?;
-        let index = Index::open_or_create(directory, schema).map_err(tantivy_err(context.clone()))?;
+        let index = builder().open_or_create(directory).map_err(tantivy_err(context.clone()))?;
         ShardIndex::from_index(index, &context)
     }
 
@@ -283,6 +281,18 @@ impl ShardIndex {
         }
         Ok(files)
     }
+}
+
+/// A new index's schema and settings: the document store (the result list's fields) compressed with zstd.
+fn builder() -> tantivy::IndexBuilder {
+    let (schema, _) = Fields::build();
+    let settings = tantivy::IndexSettings {
+        docstore_compression: tantivy::store::Compressor::Zstd(tantivy::store::ZstdCompressor {
+            compression_level: Some(3),
+        }),
+        ..tantivy::IndexSettings::default()
+    };
+    Index::builder().schema(schema).settings(settings)
 }
 
 /// Checks that an opened index has the schema of this version.
