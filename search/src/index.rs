@@ -72,8 +72,9 @@ impl ShardIndex {
 
     /// A new, empty index in `dir`, which must exist and hold no index.
     pub fn create_in_dir(dir: &Path) -> Result<ShardIndex, SearchError> {
-        let index =
-            builder().create_in_dir(dir).map_err(tantivy_err(format!("create index in {}", dir.display())))?;
+        let index = builder()
+            .create_in_dir(dir)
+            .map_err(tantivy_err(format!("create index in {}", dir.display())))?;
         ShardIndex::from_index(index, "open new index")
     }
 

@@ -22,6 +22,9 @@ pub struct IndexFile {
     pub bundle: String,
     /// Byte offset of the file in the opened bundle.
     pub offset: u64,
+    /// Size of the opened bundle: with the live files' sizes, how much of it merges have replaced.
+    #[serde(default)]
+    pub bundle_bytes: u64,
 }
 
 /// Why index files could not be written or restored.
@@ -54,6 +57,7 @@ impl BundleBuilder {
             size: data.len() as u64,
             bundle: bundle.to_string(),
             offset: self.bytes.len() as u64,
+            bundle_bytes: 0,
         });
         self.bytes.extend_from_slice(&data);
         Ok(())
@@ -75,7 +79,8 @@ impl BundleBuilder {
         crypto::seal_into(key.secret(), &aad(bundle), self.bytes, &mut sealed)
             .map_err(|_| IndexFilesError::Damaged { bundle: bundle.to_string() })?;
         objects.put(bundle, sealed).await?;
-        Ok(self.files)
+        let total = self.files.iter().map(|f| f.size).sum();
+        Ok(self.files.into_iter().map(|f| IndexFile { bundle_bytes: total, ..f }).collect())
     }
 }
 
@@ -132,7 +137,7 @@ mod tests {
     use super::*;
 
     fn file(name: &str, bundle: &str) -> IndexFile {
-        IndexFile { name: name.into(), size: 1, bundle: bundle.into(), offset: 0 }
+        IndexFile { name: name.into(), size: 1, bundle: bundle.into(), offset: 0, bundle_bytes: 2 }
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::index_files::{BundleBuilder, IndexFilesError};
+use crate::index_files::{BundleBuilder, IndexFile, IndexFilesError};
 use crate::manifest::{ContentRef, Entry, Manifest, ManifestDelta, PackInfo};
 use crate::objects::{ObjectError, Objects, ShardKeys};
 use crate::pack::{PackConfig, PackError, PackFooter, PackId, PackWriter, read_message};
@@ -726,17 +726,28 @@ impl Publisher {
         let mut builder = BundleBuilder::default();
         let mut index_files = Vec::new();
         let mut index_meta = None;
-        for (name, path, size) in files {
+        let kept = |name: &str, size: u64| known.iter().find(|f| f.name == name && f.size == size);
+        // A bundle whose files merges have mostly replaced is repacked: its live files go into this
+        // commit's bundle (no extra PUT), and the old bundle becomes unreferenced and is deleted.
+        let mut live_bytes: HashMap<&str, u64> = HashMap::new();
+        for (name, _, size) in &files {
+            if let Some(f) = kept(name, *size) {
+                *live_bytes.entry(f.bundle.as_str()).or_default() += f.size;
+            }
+        }
+        let repack =
+            |f: &IndexFile| live_bytes.get(f.bundle.as_str()).is_some_and(|&l| 2 * l < f.bundle_bytes);
+        for (name, path, size) in &files {
             if name == "meta.json" {
-                let text = std::fs::read_to_string(&path).map_err(|e| ShardError::Index {
+                let text = std::fs::read_to_string(path).map_err(|e| ShardError::Index {
                     shard,
                     reason: format!("cannot read index file {}: {e}", path.display()),
                 })?;
                 index_meta = Some(text);
-            } else if let Some(f) = known.iter().find(|f| f.name == name && f.size == size) {
+            } else if let Some(f) = kept(name, *size).filter(|f| !repack(f)) {
                 index_files.push(f.clone());
             } else {
-                builder.add(&name, &path, &bundle).map_err(index_err)?;
+                builder.add(name, path, &bundle).map_err(index_err)?;
             }
         }
         if !builder.is_empty() {
@@ -884,6 +895,72 @@ mod tests {
             std::fs::write(&path, self.docs.to_string()).map_err(|e| e.to_string())?;
             Ok(vec![("count".into(), path, self.docs.to_string().len() as u64)])
         }
+    }
+
+    /// An index whose commits leave the files a script names, as (name, size), one list per commit.
+    struct ScriptedIndex {
+        dir: PathBuf,
+        commits: std::collections::VecDeque<Vec<(&'static str, usize)>>,
+    }
+
+    impl IndexSink for ScriptedIndex {
+        fn add(&mut self, _entry: &Entry, _doc: &MessageDoc) -> Result<(), String> {
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<Vec<(String, PathBuf, u64)>, String> {
+            let files = self.commits.pop_front().ok_or("no more commits scripted")?;
+            let mut out = Vec::new();
+            for (name, size) in files {
+                let path = self.dir.join(name);
+                if std::fs::metadata(&path).map(|m| m.len() as usize).ok() != Some(size) {
+                    std::fs::write(&path, vec![b'x'; size]).map_err(|e| e.to_string())?;
+                }
+                out.push((name.to_string(), path, size as u64));
+            }
+            Ok(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bundle_that_merges_mostly_replaced_is_repacked_into_the_next_commits_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let mut p = params(dir.path(), catalog, DataKey::generate(), 1);
+        std::fs::create_dir_all(dir.path().join("idx")).expect("dir");
+        p.index = Box::new(ScriptedIndex {
+            dir: dir.path().join("idx"),
+            commits: [
+                vec![("a", 10), ("b", 90)],
+                vec![("a", 10), ("b", 90), ("c", 50)],
+                vec![("a", 10), ("d", 140)],
+            ]
+            .into(),
+        });
+        let shard = Shard::open(p).await.expect("open");
+        let bundle_of = |name: &str| {
+            shard.with_manifest(|m| m.index_files.iter().find(|f| f.name == name).map(|f| f.bundle.clone()))
+        };
+        for (i, raw) in [&b"one"[..], b"two", b"three"].into_iter().enumerate() {
+            shard.archive(vec![incoming(raw, 1, "Inbox")]).await.expect("archive");
+            if i == 0 {
+                assert_eq!(bundle_of("a"), bundle_of("b"));
+            }
+            if i == 1 {
+                assert_ne!(bundle_of("a"), bundle_of("c"), "a bundle fully live stays");
+            }
+        }
+        assert_eq!(bundle_of("a"), bundle_of("d"), "a (10 of 100 bytes live) moved into the new bundle");
+        let restored = dir.path().join("restored");
+        let files = shard.with_manifest(|m| m.index_files.clone());
+        crate::index_files::restore(&shard.shared.objects, &shard.shared.key, &files, &restored)
+            .await
+            .expect("restore");
+        assert_eq!(std::fs::read(restored.join("a")).expect("a"), vec![b'x'; 10]);
+        assert_eq!(std::fs::read(restored.join("d")).expect("d").len(), 140);
     }
 
     fn params(dir: &std::path::Path, catalog: Arc<MemoryCatalog>, key: DataKey, epoch: u64) -> ShardParams {
