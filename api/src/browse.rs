@@ -71,6 +71,18 @@ pub async fn archives(
     axum::Json(json!({ "archives": list })).into_response()
 }
 
+/// The caller and the archive they may read: what the archive routes need first.
+async fn reader(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    addr: std::net::SocketAddr,
+    archive: &str,
+) -> Result<(crate::auth::Caller, ArchiveAccess), Response> {
+    let caller = caller(ctx, headers, addr).await?;
+    let access = ctx.gate.archive_for(&ctx.meta, &caller, archive, FolderPrivilege::Read).map_err(denied)?;
+    Ok((caller, access))
+}
+
 /// `GET /api/data/archives/{archive}/folders`: the folder tree below the archive's top-level folder.
 pub async fn folders(
     State(ctx): Ctx,
@@ -78,13 +90,9 @@ pub async fn folders(
     Path(archive): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match caller(&ctx, &headers, addr).await {
-        Ok(c) => c,
+    let (caller, access) = match reader(&ctx, &headers, addr, &archive).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let access = match ctx.gate.archive_for(&ctx.meta, &caller, &archive, FolderPrivilege::Read) {
-        Ok(a) => a,
-        Err(d) => return denied(d),
     };
     // The same tree `GetChildFolders` answers, read after the gate's linearizable read.
     let paths = match ctx.meta.with_state(|s| s.child_folders(&caller.tenant, Some(&access.name), None)) {
@@ -129,13 +137,9 @@ pub async fn messages(
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match caller(&ctx, &headers, addr).await {
-        Ok(c) => c,
+    let (caller, access) = match reader(&ctx, &headers, addr, &archive).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let access = match ctx.gate.archive_for(&ctx.meta, &caller, &archive, FolderPrivilege::Read) {
-        Ok(a) => a,
-        Err(d) => return denied(d),
     };
     let args: ListArgs = match query_args(raw_query) {
         Ok(a) => a,
