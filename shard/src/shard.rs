@@ -165,9 +165,12 @@ impl std::fmt::Debug for Shard {
 
 const MANIFEST_AAD: &[u8] = b"arca/manifest/v1\0";
 
-fn seal_manifest(key: &DataKey, object_key: &str, delta: &ManifestDelta) -> Result<Vec<u8>, String> {
-    let json = serde_json::to_vec(delta).map_err(|e| e.to_string())?;
-    let compressed = zstd::bulk::compress(&json, 3).map_err(|e| e.to_string())?;
+/// Seals one manifest object: JSON (a [`ManifestDelta`], or a [`Snapshot`] that reads back as one),
+/// zstd-compressed as it is written, then AES-256-GCM bound to its object key.
+fn seal_manifest<T: serde::Serialize>(key: &DataKey, object_key: &str, value: &T) -> Result<Vec<u8>, String> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).map_err(|e| e.to_string())?;
+    serde_json::to_writer(&mut encoder, value).map_err(|e| e.to_string())?;
+    let compressed = encoder.finish().map_err(|e| e.to_string())?;
     let mut aad = MANIFEST_AAD.to_vec();
     aad.extend_from_slice(object_key.as_bytes());
     let mut out = Vec::new();
@@ -175,13 +178,39 @@ fn seal_manifest(key: &DataKey, object_key: &str, delta: &ManifestDelta) -> Resu
     Ok(out)
 }
 
+/// Every this many deltas, the manifest object is a compaction: the whole manifest without predecessor,
+/// so that opening a shard reads at most this many manifest objects.
+pub const MANIFEST_COMPACTION_EVERY: u64 = 64;
+
+/// A compaction as written: the fields of a [`ManifestDelta`] with `previous: None`, its lists the
+/// manifest's followed by the new delta's, serialized without copying them.
+#[derive(serde::Serialize)]
+struct Snapshot<'a> {
+    epoch: u64,
+    sequence: u64,
+    previous: Option<String>,
+    packs: Joined<'a, PackInfo>,
+    entries: Joined<'a, Entry>,
+    index_files: &'a [IndexFile],
+    index_meta: &'a Option<String>,
+}
+
+/// Two slices serialized as one sequence.
+struct Joined<'a, T>(&'a [T], &'a [T]);
+
+impl<T: serde::Serialize> serde::Serialize for Joined<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().chain(self.1))
+    }
+}
+
 fn open_manifest(key: &DataKey, object_key: &str, sealed: &[u8]) -> Result<ManifestDelta, String> {
     let mut aad = MANIFEST_AAD.to_vec();
     aad.extend_from_slice(object_key.as_bytes());
     let compressed = crypto::open(key.secret(), &aad, sealed)
         .map_err(|_| "damaged, or sealed under another key".to_string())?;
-    let json = zstd::bulk::decompress(&compressed, 512 * 1024 * 1024).map_err(|e| e.to_string())?;
-    serde_json::from_slice(&json).map_err(|e| e.to_string())
+    let json = zstd::stream::read::Decoder::new(compressed.as_slice()).map_err(|e| e.to_string())?;
+    serde_json::from_reader(std::io::BufReader::new(json)).map_err(|e| e.to_string())
 }
 
 /// Reads a shard's manifest chain from its newest delta `head`.
@@ -770,8 +799,22 @@ impl Publisher {
             index_meta,
         };
         let key = self.shared.keys.manifest(self.shared.epoch, sequence);
-        let sealed = seal_manifest(&self.shared.key, &key, &delta)
-            .map_err(|reason| ShardError::Manifest { shard, key: key.clone(), reason })?;
+        let sealed = if sequence % MANIFEST_COMPACTION_EVERY == 0 {
+            let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
+            let snapshot = Snapshot {
+                epoch: delta.epoch,
+                sequence,
+                previous: None,
+                packs: Joined(&m.packs, &delta.packs),
+                entries: Joined(&m.entries, &delta.entries),
+                index_files: &delta.index_files,
+                index_meta: &delta.index_meta,
+            };
+            seal_manifest(&self.shared.key, &key, &snapshot)
+        } else {
+            seal_manifest(&self.shared.key, &key, &delta)
+        }
+        .map_err(|reason| ShardError::Manifest { shard, key: key.clone(), reason })?;
         self.shared.objects.put(&key, sealed).await?;
         let counters = {
             let m = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner());
@@ -1084,6 +1127,39 @@ mod tests {
         assert_eq!(again.expect("retry"), vec![Outcome::Archived(1), Outcome::Archived(2)]);
         assert_eq!(shard.fetch(1).await.expect("fetch"), b"a");
         assert_eq!(shard.fetch(2).await.expect("fetch"), b"b");
+    }
+
+    #[tokio::test]
+    async fn a_compacted_manifest_reopens_from_few_objects_with_every_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let key = DataKey::generate();
+        let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("open");
+        let flushes = MANIFEST_COMPACTION_EVERY + 3;
+        for i in 0..flushes {
+            let raw = format!("Subject: {i}\n\nmessage {i}\n");
+            shard.archive(vec![incoming(raw.as_bytes(), 1 + i % 2, "Inbox")]).await.expect("archive");
+        }
+        assert_eq!(shard.with_manifest(|m| m.sequence), flushes);
+        drop(shard);
+
+        let p = params(dir.path(), catalog.clone(), key.clone(), 1);
+        let objects = p.objects.clone();
+        let reopened = Shard::open(p).await.expect("reopen");
+        let gets = objects.counters.gets.load(Ordering::Relaxed);
+        assert_eq!(gets, 4, "the last three deltas and the compaction, not {flushes} objects");
+        assert_eq!(reopened.with_manifest(|m| (m.counters().0, m.packs.len() as u64)), (flushes, flushes));
+        for n in [1, MANIFEST_COMPACTION_EVERY, flushes] {
+            let raw = reopened.fetch(n).await.expect("fetch");
+            assert_eq!(raw, format!("Subject: {}\n\nmessage {}\n", n - 1, n - 1).into_bytes());
+        }
+        let again = reopened.archive(vec![incoming(b"Subject: 0\n\nmessage 0\n", 1, "Other")]).await;
+        assert_eq!(
+            again.expect("archive"),
+            vec![Outcome::AlreadyPresent(1)],
+            "identities survive compaction"
+        );
     }
 
     #[tokio::test]
