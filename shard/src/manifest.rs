@@ -75,6 +75,8 @@ pub struct Manifest {
     pub sequence: u64,
     /// Key of the newest delta.
     pub head: Option<String>,
+    /// Keys of the objects this manifest was read from, oldest first: from the last compaction on.
+    pub chain: Vec<String>,
     by_number: HashMap<u64, usize>,
     by_identity: HashMap<(ArchiveId, [u8; 32], Direction), u64>,
     by_content: HashMap<[u8; 32], ContentRef>,
@@ -91,7 +93,8 @@ impl Manifest {
             m.index_meta = newest.index_meta.clone();
         }
         newest_first.reverse();
-        for (_, delta) in newest_first {
+        for (key, delta) in newest_first {
+            m.chain.push(key);
             m.packs.extend(delta.packs);
             for e in delta.entries {
                 m.insert(e);
@@ -110,6 +113,7 @@ impl Manifest {
 
     /// Applies a delta that was just committed.
     pub fn apply(&mut self, key: String, delta: ManifestDelta) {
+        self.chain.push(key.clone());
         self.head = Some(key);
         self.sequence = delta.sequence;
         self.index_files = delta.index_files;

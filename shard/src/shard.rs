@@ -24,8 +24,9 @@ use arca_types::document::MessageDoc;
 /// Flush when this many raw bytes wait: mail compresses to about a third, so full flushes make packs of
 /// about 16 MiB, and each flush's three PUTs (pack, index bundle, manifest) serve about 5,000 messages.
 pub const DEFAULT_FLUSH_BYTES: usize = 48 * 1024 * 1024;
-/// Unreferenced index objects are deleted this long after the manifest that dropped them is committed.
-const INDEX_GC_DELAY: Duration = Duration::from_secs(10);
+/// Unreferenced objects (index bundles, compacted manifest deltas) are deleted this long after the
+/// manifest that dropped them is committed.
+const GC_DELAY: Duration = Duration::from_secs(10);
 /// A group ends when no further submission arrives within this gap.
 const GROUP_GAP: Duration = Duration::from_millis(5);
 /// Flush at the latest this long after the first waiting message.
@@ -825,17 +826,25 @@ impl Publisher {
             .commit_manifest(shard, self.shared.epoch, sequence, key.clone(), counters)
             .await
             .map_err(|reason| ShardError::Commit { shard, reason })?;
-        let unreferenced = crate::index_files::unreferenced(&known, &delta.index_files);
-        self.shared.manifest.write().unwrap_or_else(|p| p.into_inner()).apply(key, delta);
-        // Bundles whose files segment merges replaced are referenced by no committed manifest any more:
-        // delete them after a grace period (a new manifest first, then a delayed delete).
+        let mut unreferenced = crate::index_files::unreferenced(&known, &delta.index_files);
+        {
+            let mut m = self.shared.manifest.write().unwrap_or_else(|p| p.into_inner());
+            if sequence % MANIFEST_COMPACTION_EVERY == 0 {
+                // The compaction replaces the deltas before it.
+                unreferenced.extend(std::mem::take(&mut m.chain));
+            }
+            m.apply(key, delta);
+        }
+        // Bundles whose files segment merges replaced, and deltas a compaction replaced, are referenced by
+        // no committed manifest any more: delete them after a grace period (a new manifest first, then a
+        // delayed delete).
         if !unreferenced.is_empty() {
             let objects = self.shared.objects.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(INDEX_GC_DELAY).await;
-                for bundle in unreferenced {
-                    if let Err(e) = objects.delete(&bundle).await {
-                        tracing::debug!("deleting unreferenced index bundle {bundle}: {e}");
+                tokio::time::sleep(GC_DELAY).await;
+                for object in unreferenced {
+                    if let Err(e) = objects.delete(&object).await {
+                        tracing::debug!("deleting unreferenced object {object}: {e}");
                     }
                 }
             });
@@ -1160,6 +1169,24 @@ mod tests {
             vec![Outcome::AlreadyPresent(1)],
             "identities survive compaction"
         );
+        assert_eq!(reopened.with_manifest(|m| m.chain.len()), 4, "the compaction and three deltas after it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deltas_a_compaction_replaced_are_deleted_after_the_grace_period() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
+        for i in 0..MANIFEST_COMPACTION_EVERY {
+            shard.archive(vec![incoming(format!("m{i}").as_bytes(), 1, "Inbox")]).await.expect("archive");
+        }
+        let manifests = dir.path().join("objects/tenants/default/shards/7/manifest");
+        let count = || std::fs::read_dir(&manifests).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(count(), MANIFEST_COMPACTION_EVERY as usize, "kept through the grace period");
+        tokio::time::sleep(GC_DELAY + Duration::from_secs(1)).await;
+        assert_eq!(count(), 1, "only the compaction is left");
+        assert_eq!(shard.fetch(1).await.expect("fetch"), b"m0");
     }
 
     #[tokio::test]
