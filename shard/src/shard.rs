@@ -433,7 +433,7 @@ fn lock_staging(s: &SharedStaging) -> std::sync::MutexGuard<'_, StagingLog> {
 
 /// Identities and contents of groups packed but not yet in the manifest, so that the next group dedupes
 /// against them too.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Pending {
     identity: HashMap<(u64, [u8; 32], crate::manifest::Direction), u64>,
     content: HashMap<[u8; 32], ContentRef>,
@@ -552,7 +552,6 @@ impl Packer {
 
     /// Stages, dedupes and packs one group; the messages' documents move into the result.
     async fn prepare(&mut self, batch: &mut [Submission]) -> Result<Prepared, ShardError> {
-        let shard = self.shared.id;
         let t0 = Instant::now();
         {
             let messages: Vec<&Incoming> = batch.iter().flat_map(|s| s.messages.iter()).collect();
@@ -564,7 +563,33 @@ impl Packer {
         let generation = self.failures.load(Ordering::SeqCst);
         let applied = self.shared.manifest.read().unwrap_or_else(|p| p.into_inner()).next_number();
         self.pending.prune(applied, generation);
+        // A group that cannot be packed leaves no trace: later groups must not dedupe against it.
+        let before = self.pending.clone();
+        let result = self.pack_group(batch, generation).await;
+        match &result {
+            Ok(p) => tracing::debug!(
+                shard = self.shared.id,
+                messages = p.outcomes.len(),
+                staging = ?t_staging,
+                pack = ?(t0.elapsed() - t_staging),
+                "packed"
+            ),
+            Err(_) => {
+                self.pending = before;
+                let mut log = lock_staging(&self.staging);
+                log.in_flight = log.in_flight.saturating_sub(1);
+            }
+        }
+        result
+    }
 
+    /// Dedupes one staged group against the manifest and the pending groups and writes its pack.
+    async fn pack_group(
+        &mut self,
+        batch: &mut [Submission],
+        generation: u64,
+    ) -> Result<Prepared, ShardError> {
+        let shard = self.shared.id;
         let pack_id = PackId::random();
         let pack_key = self.shared.keys.pack(&pack_id.to_string());
         let mut writer = PackWriter::new(&self.shared.key, pack_id, self.pack)
@@ -635,13 +660,6 @@ impl Packer {
             self.shared.objects.put(&pack_key, sealed.bytes).await?;
             packs.push(PackInfo { key: pack_key, bytes, records });
         }
-        tracing::debug!(
-            shard,
-            messages = outcomes.len(),
-            staging = ?t_staging,
-            pack = ?(t0.elapsed() - t_staging),
-            "packed"
-        );
         Ok(Prepared { generation, replies: Vec::new(), outcomes, packs, entries, docs })
     }
 }
@@ -1187,6 +1205,25 @@ mod tests {
         tokio::time::sleep(GC_DELAY + Duration::from_secs(1)).await;
         assert_eq!(count(), 1, "only the compaction is left");
         assert_eq!(shard.fetch(1).await.expect("fetch"), b"m0");
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_pack_cannot_be_written_leaves_no_trace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(MemoryCatalog::default());
+        catalog.state.lock().expect("lock").0 = 1;
+        let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
+        let packs = dir.path().join("objects/tenants/default/shards/7/packs");
+        std::fs::create_dir_all(packs.parent().expect("parent")).expect("dirs");
+        std::fs::write(&packs, b"in the way").expect("block the pack directory");
+        shard.archive(vec![incoming(b"a", 1, "Inbox")]).await.expect_err("the pack cannot be written");
+
+        std::fs::remove_file(&packs).expect("unblock");
+        let out = shard.archive(vec![incoming(b"a", 1, "Inbox"), incoming(b"b", 1, "Inbox")]).await;
+        assert_eq!(out.expect("archive"), vec![Outcome::Archived(1), Outcome::Archived(2)]);
+        assert_eq!(shard.fetch(1).await.expect("fetch"), b"a");
+        let staging = std::fs::metadata(dir.path().join("local/staging.log")).expect("staging").len();
+        assert_eq!(staging, 0, "the staging log is emptied once nothing is in flight");
     }
 
     #[tokio::test]
