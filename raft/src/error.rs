@@ -9,7 +9,7 @@ use arca_types::MetaError;
 pub enum RaftNodeError {
     /// A local file (log, snapshot, node id) is unreadable or damaged; the node refuses to start.
     #[error(transparent)]
-    Storage(#[from] crate::wal::WalError),
+    Storage(#[from] arca_types::wal::WalError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]

@@ -13,7 +13,6 @@ pub mod node;
 pub mod sm_store;
 pub mod state;
 pub mod tls;
-mod wal;
 
 use std::io::Cursor;
 

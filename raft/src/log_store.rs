@@ -19,8 +19,8 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageI
 use serde::{Deserialize, Serialize};
 
 use crate::TypeConfig;
-use crate::wal::{self, WalError};
 use arca_types::NodeId;
+use arca_types::wal::{self, WalError};
 
 /// Name of the log file inside the node's Raft directory.
 pub const LOG_FILE: &str = "raft-log.wal";

@@ -138,7 +138,7 @@ fn node_id(dir: &Path) -> Result<NodeId, RaftNodeError> {
     let path = dir.join("node.id");
     match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().parse().map_err(|_| {
-            RaftNodeError::Storage(crate::wal::WalError::Corrupt {
+            RaftNodeError::Storage(arca_types::wal::WalError::Corrupt {
                 path: path.clone(),
                 offset: 0,
                 reason: "not a node id".into(),
@@ -151,7 +151,7 @@ fn node_id(dir: &Path) -> Result<NodeId, RaftNodeError> {
                     break id;
                 }
             };
-            crate::wal::write_atomically_plain(&path, id.to_string().as_bytes()).map_err(io(&path))?;
+            arca_types::wal::write_atomically_plain(&path, id.to_string().as_bytes()).map_err(io(&path))?;
             Ok(id)
         }
         Err(e) => Err(io(&path)(e)),

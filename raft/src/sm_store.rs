@@ -14,9 +14,9 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::state::MetaState;
-use crate::wal::{self, WalError};
 use crate::{MetaResponse, TypeConfig};
 use arca_types::records::NodeInfo;
+use arca_types::wal::{self, WalError};
 use arca_types::{CommandOutput, NodeId};
 
 /// Name of the snapshot file inside the node's Raft directory.

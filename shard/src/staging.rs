@@ -2,8 +2,8 @@
 //! group) before they go into a pack, so that messages accepted but not yet flushed survive a crash and
 //! are flushed after restart. The log is emptied after every committed flush.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::Direction;
 use arca_types::ArchiveId;
 use arca_types::document::MessageDoc;
-
-/// Largest staged record (a message plus its document); longer lengths are corruption.
-const MAX_STAGED: usize = 256 * 1024 * 1024;
+use arca_types::wal::{self, WalError};
 
 /// A message accepted for archiving, before it is in a pack.
 #[derive(Debug, Clone)]
@@ -89,7 +87,8 @@ pub enum StagingError {
     Corrupt { path: PathBuf, offset: u64, reason: String },
 }
 
-/// An append-only, checksummed file of [`Incoming`] messages.
+/// An append-only file of groups of [`Incoming`] messages, one checksummed record per group
+/// ([`arca_types::wal`] framing).
 #[derive(Debug)]
 pub struct Staging {
     path: PathBuf,
@@ -97,53 +96,31 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Opens the log at `path`, returning what it still holds (accepted, never committed).
+    /// Opens the log at `path`, returning what it still holds (accepted, never committed). A torn final
+    /// record (never acknowledged) is cut off before anything is appended.
     pub fn open(path: &Path) -> Result<(Staging, Vec<Incoming>), StagingError> {
         let io = |source| StagingError::Io { path: path.to_path_buf(), source };
-        let mut bytes = Vec::new();
-        match File::open(path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes).map_err(io)?;
+        let read = wal::read_records(path).map_err(|e| match e {
+            WalError::Io { source, .. } => io(source),
+            WalError::Corrupt { offset, reason, .. } => {
+                StagingError::Corrupt { path: path.to_path_buf(), offset, reason }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
+        })?;
         let mut pending = Vec::new();
-        let mut pos = 0usize;
-        while pos + 8 <= bytes.len() {
-            let len =
-                u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
-            let crc = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
-            if len > MAX_STAGED {
-                return Err(StagingError::Corrupt {
-                    path: path.to_path_buf(),
-                    offset: pos as u64,
-                    reason: format!("record length {len} over the limit"),
-                });
-            }
-            if pos + 8 + len > bytes.len() {
-                break; // a torn final append: never acknowledged
-            }
-            let payload = &bytes[pos + 8..pos + 8 + len];
-            if crc32fast::hash(payload) != crc {
-                return Err(StagingError::Corrupt {
-                    path: path.to_path_buf(),
-                    offset: pos as u64,
-                    reason: "checksum mismatch".into(),
-                });
-            }
-            let batch = decode(payload).map_err(|reason| StagingError::Corrupt {
+        let mut offset = 0u64;
+        for record in &read.records {
+            let batch = decode(record).map_err(|reason| StagingError::Corrupt {
                 path: path.to_path_buf(),
-                offset: pos as u64,
+                offset,
                 reason,
             })?;
             pending.extend(batch);
-            pos += 8 + len;
+            offset += 8 + record.len() as u64;
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        let file = wal::open_append(path, read.valid_len).map_err(io)?;
         Ok((Staging { path: path.to_path_buf(), file }, pending))
     }
 
@@ -154,11 +131,7 @@ impl Staging {
         for m in batch {
             encode(m, &mut payload).map_err(|e| io(std::io::Error::other(e)))?;
         }
-        let mut record = Vec::with_capacity(payload.len() + 8);
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        record.extend_from_slice(&payload);
-        self.file.write_all(&record).map_err(io)?;
+        self.file.write_all(&wal::frame(&payload)).map_err(io)?;
         self.file.sync_data().map_err(io)
     }
 
@@ -167,5 +140,54 @@ impl Staging {
         let io = |source| StagingError::Io { path: self.path.clone(), source };
         self.file.set_len(0).map_err(io)?;
         self.file.sync_data().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(raw: &[u8]) -> Incoming {
+        Incoming {
+            raw: raw.to_vec(),
+            doc: MessageDoc::empty(raw.len() as u64),
+            archive: 1,
+            folder: "Inbox".into(),
+            direction: Direction::Received,
+        }
+    }
+
+    #[test]
+    fn a_torn_final_group_is_cut_off_so_later_groups_stay_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staging.log");
+        let (mut log, _) = Staging::open(&path).expect("open");
+        log.append(&[&message(b"kept")]).expect("append");
+        log.append(&[&message(b"torn")]).expect("append");
+        drop(log);
+        let len = std::fs::metadata(&path).expect("len").len();
+        std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(len - 3).expect("tear");
+
+        let (mut log, pending) = Staging::open(&path).expect("a torn tail is no corruption");
+        assert_eq!(pending.iter().map(|m| m.raw.as_slice()).collect::<Vec<_>>(), vec![&b"kept"[..]]);
+        log.append(&[&message(b"after")]).expect("append");
+        drop(log);
+        let (_, pending) = Staging::open(&path).expect("reopen");
+        let raws: Vec<&[u8]> = pending.iter().map(|m| m.raw.as_slice()).collect();
+        assert_eq!(raws, vec![&b"kept"[..], &b"after"[..]]);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_corruption_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staging.log");
+        let (mut log, _) = Staging::open(&path).expect("open");
+        log.append(&[&message(b"one")]).expect("append");
+        drop(log);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[12] ^= 1;
+        std::fs::write(&path, bytes).expect("write");
+        let err = Staging::open(&path).expect_err("corrupt").to_string();
+        assert!(err.contains("staging.log") && err.contains("byte 0"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ pub mod password;
 pub mod query;
 pub mod records;
 pub mod values;
+pub mod wal;
 
 pub use command::{Command, CommandOutput, RequestId};
 pub use error::MetaError;

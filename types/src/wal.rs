@@ -1,4 +1,5 @@
-//! Checksummed record files: the framing shared by the Raft log and the snapshot files.
+//! Checksummed record files: the framing shared by the Raft log, the Raft snapshot files and the shards'
+//! staging logs.
 //!
 //! A record is `[len: u32 LE][crc32 of payload: u32 LE][payload]`. A record cut short at the end of a
 //! file (a write interrupted by a crash, never acknowledged) is reported as a torn tail; any other
