@@ -6,10 +6,9 @@
 //! may also be a single file (read whatever its extension). A file over the size limit is refused by
 //! its length without being read.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use crate::source::{ReadError, SourceItem, read_message_file, sorted_entries};
+use crate::source::{Listing, ReadError, SourceItem, TreeWalk, sorted_entries};
 
 /// How an EML directory is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,61 +35,44 @@ impl Default for EmlOptions {
 #[derive(Debug)]
 pub struct EmlReader {
     options: EmlOptions,
-    /// Directories still to list, with their folder path (a stack: depth first, in name order).
-    dirs: Vec<(PathBuf, Vec<String>)>,
-    files: VecDeque<(PathBuf, Vec<String>)>,
+    walk: TreeWalk,
 }
 
 impl EmlReader {
     /// A reader over `root`, a directory or a single message file.
     pub fn new(root: impl Into<PathBuf>, options: EmlOptions) -> Self {
-        let root = root.into();
-        let mut reader = EmlReader { options, dirs: Vec::new(), files: VecDeque::new() };
-        if root.is_file() {
-            reader.files.push_back((root, Vec::new()));
-        } else {
-            reader.dirs.push((root, Vec::new()));
-        }
-        reader
+        let walk = TreeWalk::new(root.into(), true, options.max_message_bytes);
+        EmlReader { options, walk }
     }
+}
 
-    fn is_message_file(&self, name: &str) -> bool {
+/// Lists one directory: its message files, and its subdirectories when reading recursively.
+fn list(options: &EmlOptions, dir: &Path, folder: &[String]) -> Result<Listing, ReadError> {
+    let is_message_file = |name: &str| {
         Path::new(name)
             .extension()
             .map(|e| e.to_string_lossy())
-            .is_some_and(|ext| self.options.extensions.iter().any(|x| x.eq_ignore_ascii_case(&ext)))
-    }
-
-    /// Lists one directory: its message files are queued, its subdirectories stacked.
-    fn list(&mut self, dir: &Path, folder: &[String]) -> Result<(), ReadError> {
-        let mut subdirs = Vec::new();
-        for (path, name, is_dir, is_file) in sorted_entries(dir)? {
-            if is_file && self.is_message_file(&name) {
-                self.files.push_back((path, folder.to_vec()));
-            } else if is_dir && self.options.recursive {
-                let mut sub = folder.to_vec();
-                sub.push(name);
-                subdirs.push((path, sub));
-            }
+            .is_some_and(|ext| options.extensions.iter().any(|x| x.eq_ignore_ascii_case(&ext)))
+    };
+    let mut listing = Listing::default();
+    for (path, name, is_dir, is_file) in sorted_entries(dir)? {
+        if is_file && is_message_file(&name) {
+            listing.files.push((path, folder.to_vec()));
+        } else if is_dir && options.recursive {
+            let mut sub = folder.to_vec();
+            sub.push(name);
+            listing.subdirs.push((path, sub));
         }
-        self.dirs.extend(subdirs.into_iter().rev());
-        Ok(())
     }
+    Ok(listing)
 }
 
 impl Iterator for EmlReader {
     type Item = Result<SourceItem, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((path, folder)) = self.files.pop_front() {
-                return Some(read_message_file(&path, folder, self.options.max_message_bytes));
-            }
-            let (dir, folder) = self.dirs.pop()?;
-            if let Err(e) = self.list(&dir, &folder) {
-                return Some(Err(e));
-            }
-        }
+        let options = &self.options;
+        self.walk.next(|dir, folder| list(options, dir, folder))
     }
 }
 

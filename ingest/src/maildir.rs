@@ -11,10 +11,9 @@
 //!
 //! The root maildir itself is the folder `[]` (the mailbox's INBOX).
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use crate::source::{ReadError, SourceItem, read_message_file, sorted_entries};
+use crate::source::{Listing, ReadError, SourceItem, TreeWalk, sorted_entries};
 
 /// How a Maildir tree is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,67 +31,57 @@ impl Default for MaildirOptions {
 /// Streams the messages of a Maildir tree (see the module docs); one file in memory at a time.
 #[derive(Debug)]
 pub struct MaildirReader {
-    options: MaildirOptions,
-    dirs: Vec<(PathBuf, Vec<String>)>,
-    files: VecDeque<(PathBuf, Vec<String>)>,
+    walk: TreeWalk,
 }
 
 impl MaildirReader {
     /// A reader over the tree below `root`.
     pub fn new(root: impl Into<PathBuf>, options: MaildirOptions) -> Self {
-        MaildirReader { options, dirs: vec![(root.into(), Vec::new())], files: VecDeque::new() }
+        MaildirReader { walk: TreeWalk::new(root.into(), false, options.max_message_bytes) }
     }
+}
 
-    fn list(&mut self, dir: &Path, folder: &[String]) -> Result<(), ReadError> {
-        let entries = sorted_entries(dir)?;
-        let is_maildir =
-            entries.iter().any(|(_, name, is_dir, _)| *is_dir && (name == "cur" || name == "new"));
-        let mut subdirs = Vec::new();
-        for (path, name, is_dir, _) in entries {
-            if !is_dir || (is_maildir && matches!(name.as_str(), "cur" | "new" | "tmp")) {
+/// Lists one directory: the messages of `new/` and `cur/` when it is a maildir, and the subdirectories
+/// that are folders.
+fn list(dir: &Path, folder: &[String]) -> Result<Listing, ReadError> {
+    let entries = sorted_entries(dir)?;
+    let is_maildir = entries.iter().any(|(_, name, is_dir, _)| *is_dir && (name == "cur" || name == "new"));
+    let mut listing = Listing::default();
+    for (path, name, is_dir, _) in entries {
+        if !is_dir || (is_maildir && matches!(name.as_str(), "cur" | "new" | "tmp")) {
+            continue;
+        }
+        let mut sub = folder.to_vec();
+        match name.strip_prefix('.') {
+            // Maildir++: `.A.B` below a maildir is the folder A/B.
+            Some(dotted) if is_maildir => {
+                sub.extend(dotted.split('.').filter(|s| !s.is_empty()).map(decode_modified_utf7))
+            }
+            _ => sub.push(name),
+        }
+        listing.subdirs.push((path, sub));
+    }
+    if is_maildir {
+        for sub in ["new", "cur"] {
+            let path = dir.join(sub);
+            if !path.is_dir() {
                 continue;
             }
-            let mut sub = folder.to_vec();
-            match name.strip_prefix('.') {
-                // Maildir++: `.A.B` below a maildir is the folder A/B.
-                Some(dotted) if is_maildir => {
-                    sub.extend(dotted.split('.').filter(|s| !s.is_empty()).map(decode_modified_utf7))
-                }
-                _ => sub.push(name),
-            }
-            subdirs.push((path, sub));
-        }
-        if is_maildir {
-            for sub in ["new", "cur"] {
-                let path = dir.join(sub);
-                if !path.is_dir() {
-                    continue;
-                }
-                for (file, name, _, is_file) in sorted_entries(&path)? {
-                    if is_file && !name.starts_with('.') {
-                        self.files.push_back((file, folder.to_vec()));
-                    }
+            for (file, name, _, is_file) in sorted_entries(&path)? {
+                if is_file && !name.starts_with('.') {
+                    listing.files.push((file, folder.to_vec()));
                 }
             }
         }
-        self.dirs.extend(subdirs.into_iter().rev());
-        Ok(())
     }
+    Ok(listing)
 }
 
 impl Iterator for MaildirReader {
     type Item = Result<SourceItem, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((path, folder)) = self.files.pop_front() {
-                return Some(read_message_file(&path, folder, self.options.max_message_bytes));
-            }
-            let (dir, folder) = self.dirs.pop()?;
-            if let Err(e) = self.list(&dir, &folder) {
-                return Some(Err(e));
-            }
-        }
+        self.walk.next(list)
     }
 }
 

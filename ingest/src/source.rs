@@ -1,5 +1,6 @@
 //! What the file-format readers yield: messages with their origin, refusals, and read errors.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -96,4 +97,60 @@ pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<(PathBuf, String, bool, b
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
+}
+
+/// A file or directory with the folder path it belongs to.
+pub(crate) type Placed = (PathBuf, Vec<String>);
+
+/// What a reader finds in one directory: its message files and the subdirectories to walk into, both
+/// in the order they are read.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub files: Vec<Placed>,
+    pub subdirs: Vec<Placed>,
+}
+
+/// The depth-first walk of the directory readers (EML, Maildir): message files are read one at a time,
+/// in order, and a directory is listed only when the walk reaches it; what a directory holds is the
+/// reader's to say.
+#[derive(Debug)]
+pub(crate) struct TreeWalk {
+    /// Directories still to list (a stack: depth first, in name order).
+    dirs: Vec<Placed>,
+    files: VecDeque<Placed>,
+    max_message_bytes: u64,
+}
+
+impl TreeWalk {
+    /// A walk starting at `root`, read as a directory, or as the one message file when it is a file and
+    /// `file_root` is set.
+    pub fn new(root: PathBuf, file_root: bool, max_message_bytes: u64) -> Self {
+        let mut walk = TreeWalk { dirs: Vec::new(), files: VecDeque::new(), max_message_bytes };
+        if file_root && root.is_file() {
+            walk.files.push_back((root, Vec::new()));
+        } else {
+            walk.dirs.push((root, Vec::new()));
+        }
+        walk
+    }
+
+    /// The next message file read, listing the directories the walk reaches with `list`.
+    pub fn next(
+        &mut self,
+        mut list: impl FnMut(&Path, &[String]) -> Result<Listing, ReadError>,
+    ) -> Option<Result<SourceItem, ReadError>> {
+        loop {
+            if let Some((path, folder)) = self.files.pop_front() {
+                return Some(read_message_file(&path, folder, self.max_message_bytes));
+            }
+            let (dir, folder) = self.dirs.pop()?;
+            match list(&dir, &folder) {
+                Ok(listing) => {
+                    self.files.extend(listing.files);
+                    self.dirs.extend(listing.subdirs.into_iter().rev());
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
