@@ -80,6 +80,10 @@ pub struct Manifest {
     by_number: HashMap<u64, usize>,
     by_identity: HashMap<(ArchiveId, [u8; 32], Direction), u64>,
     by_content: HashMap<[u8; 32], ContentRef>,
+    /// The highest message number plus one, and the raw bytes of all entries: kept as entries are
+    /// added, since every flush asks.
+    next_number: u64,
+    bytes: u64,
 }
 
 impl Manifest {
@@ -108,6 +112,8 @@ impl Manifest {
         self.by_identity.insert((e.archive, e.sha256, e.direction), e.number);
         self.by_content.entry(e.sha256).or_insert_with(|| e.content.clone());
         self.by_number.insert(e.number, self.entries.len());
+        self.next_number = self.next_number.max(e.number + 1);
+        self.bytes += e.size;
         self.entries.push(e);
     }
 
@@ -141,11 +147,11 @@ impl Manifest {
 
     /// The next free message number.
     pub fn next_number(&self) -> u64 {
-        self.entries.iter().map(|e| e.number + 1).max().unwrap_or(1)
+        self.next_number.max(1)
     }
 
     /// Messages and their raw bytes in total.
     pub fn counters(&self) -> (u64, u64) {
-        (self.entries.len() as u64, self.entries.iter().map(|e| e.size).sum())
+        (self.entries.len() as u64, self.bytes)
     }
 }
