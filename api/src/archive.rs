@@ -14,7 +14,7 @@ use arca_ingest::{Limits, parse_message};
 use arca_raft::{MetaNode, RaftNodeError};
 use arca_search::{IndexEntry, MergedPage, ResolvedFilters, Scope, ShardIndex, ShardQuery};
 use arca_shard::index_files::IndexFilesError;
-use arca_shard::manifest::{Direction, Entry};
+use arca_shard::manifest::{Direction, Entry, Manifest};
 use arca_shard::objects::{ObjectError, Objects};
 use arca_shard::pack::PackConfig;
 use arca_shard::shard::{Catalog, IndexSink, Outcome, Shard, ShardError, ShardParams};
@@ -300,7 +300,9 @@ impl ArchiveService {
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
-        let complete = match self.restore_index(id, &record.manifest, &key, &index_dir).await? {
+        let manifest =
+            arca_shard::shard::load_manifest(&self.objects, id, &key, record.manifest.clone()).await?;
+        let complete = match self.restore_index(&manifest, &key, &index_dir).await? {
             Ok(()) => true,
             Err(why) => {
                 tracing::warn!(shard = id, "{why}: the store's index must be rebuilt");
@@ -321,7 +323,7 @@ impl ArchiveService {
             objects: self.objects.clone(),
             catalog: Arc::new(RaftCatalog { meta: self.meta.clone(), tenant: tenant.into() }),
             index: Box::new(SearchSink { index: index.clone(), dir: index_dir.clone() }),
-            manifest_head: record.manifest.clone(),
+            manifest,
             local_dir: local,
             flush_bytes: arca_shard::shard::DEFAULT_FLUSH_BYTES,
             flush_delay: arca_shard::shard::DEFAULT_FLUSH_DELAY,
@@ -338,16 +340,11 @@ impl ArchiveService {
     /// size). The inner `Err` says why the index cannot be restored and must be rebuilt from the packs.
     async fn restore_index(
         &self,
-        id: ShardId,
-        head: &Option<String>,
+        manifest: &Manifest,
         key: &DataKey,
         dir: &std::path::Path,
     ) -> Result<Result<(), String>, ArchiveError> {
-        if head.is_none() {
-            return Ok(Ok(()));
-        }
-        let manifest = arca_shard::shard::load_manifest(&self.objects, id, key, head.clone()).await?;
-        let Some(meta) = manifest.index_meta else { return Ok(Ok(())) };
+        let Some(meta) = &manifest.index_meta else { return Ok(Ok(())) };
         match arca_shard::index_files::restore(&self.objects, key, &manifest.index_files, dir).await {
             Ok(()) => {}
             Err(IndexFilesError::Object(ObjectError::Missing { key })) => {

@@ -118,8 +118,9 @@ pub struct ShardParams {
     pub objects: Objects,
     pub catalog: Arc<dyn Catalog>,
     pub index: Box<dyn IndexSink>,
-    /// Key of the newest committed manifest, from the catalogue.
-    pub manifest_head: Option<String>,
+    /// The committed manifest, as [`load_manifest`] reads it from the catalogue's head (the caller
+    /// needs it before opening too, to restore the index).
+    pub manifest: Manifest,
     /// Local directory for the staging log.
     pub local_dir: PathBuf,
     pub flush_bytes: usize,
@@ -237,12 +238,11 @@ pub async fn load_manifest(
 }
 
 impl Shard {
-    /// Opens a shard for serving: reads its manifest chain, re-submits what the staging log still holds,
+    /// Opens a shard for serving on its committed manifest: re-submits what the staging log still holds,
     /// and starts the writer (packer and publisher).
     pub async fn open(params: ShardParams) -> Result<Shard, ShardError> {
         let keys = ShardKeys::new(&params.tenant, params.id);
-        let manifest =
-            load_manifest(&params.objects, params.id, &params.key, params.manifest_head.clone()).await?;
+        let manifest = params.manifest;
         let (staging, pending) = Staging::open(&params.local_dir.join("staging.log"))?;
         let shared = Arc::new(Shared {
             tenant: params.tenant.clone(),
@@ -999,7 +999,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
-        let mut p = params(dir.path(), catalog, DataKey::generate(), 1);
+        let mut p = params(dir.path(), catalog, DataKey::generate(), 1).await;
         std::fs::create_dir_all(dir.path().join("idx")).expect("dir");
         p.index = Box::new(ScriptedIndex {
             dir: dir.path().join("idx"),
@@ -1033,17 +1033,24 @@ mod tests {
         assert_eq!(std::fs::read(restored.join("d")).expect("d").len(), 140);
     }
 
-    fn params(dir: &std::path::Path, catalog: Arc<MemoryCatalog>, key: DataKey, epoch: u64) -> ShardParams {
+    async fn params(
+        dir: &std::path::Path,
+        catalog: Arc<MemoryCatalog>,
+        key: DataKey,
+        epoch: u64,
+    ) -> ShardParams {
         let head = catalog.state.lock().expect("lock").2.clone();
+        let objects = Objects::local(&dir.join("objects")).expect("objects");
+        let manifest = load_manifest(&objects, 7, &key, head).await.expect("manifest");
         ShardParams {
             tenant: "default".into(),
             id: 7,
             epoch,
             key,
-            objects: Objects::local(&dir.join("objects")).expect("objects"),
+            objects,
             catalog,
             index: Box::new(CountingIndex { dir: dir.to_path_buf(), docs: 0 }),
-            manifest_head: head,
+            manifest,
             local_dir: dir.join("local"),
             flush_bytes: DEFAULT_FLUSH_BYTES,
             flush_delay: Duration::from_millis(20),
@@ -1067,7 +1074,8 @@ mod tests {
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
         let key = DataKey::generate();
-        let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("open");
+        let shard =
+            Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1).await).await.expect("open");
         let a = b"Subject: a\r\n\r\nbody a\r\n".to_vec();
         let b = b"Subject: b\n\nno final newline".to_vec();
         let out = shard
@@ -1091,7 +1099,7 @@ mod tests {
         assert_eq!(shard.fetch(2).await.expect("fetch"), b);
 
         let reopened =
-            Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("reopen");
+            Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1).await).await.expect("reopen");
         assert_eq!(reopened.fetch(3).await.expect("fetch"), a);
         assert_eq!(reopened.with_manifest(|m| m.counters().0), 3);
         let gets = reopened.shared.objects.counters.gets.load(std::sync::atomic::Ordering::Relaxed);
@@ -1116,8 +1124,9 @@ mod tests {
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
         catalog.delay_ms.store(300, Ordering::SeqCst);
-        let shard =
-            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let shard = Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1).await)
+            .await
+            .expect("open");
         let first = submit(&shard, vec![incoming(b"same", 1, "Inbox")]);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let second = submit(&shard, vec![incoming(b"same", 1, "Other"), incoming(b"new", 1, "Inbox")]);
@@ -1138,8 +1147,9 @@ mod tests {
         catalog.state.lock().expect("lock").0 = 1;
         catalog.delay_ms.store(300, Ordering::SeqCst);
         catalog.fail_next.store(true, Ordering::SeqCst);
-        let shard =
-            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let shard = Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1).await)
+            .await
+            .expect("open");
         let first = submit(&shard, vec![incoming(b"a", 1, "Inbox")]);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let second = submit(&shard, vec![incoming(b"a", 1, "Inbox"), incoming(b"b", 1, "Inbox")]);
@@ -1162,7 +1172,8 @@ mod tests {
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
         let key = DataKey::generate();
-        let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1)).await.expect("open");
+        let shard =
+            Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1).await).await.expect("open");
         let flushes = MANIFEST_COMPACTION_EVERY + 3;
         for i in 0..flushes {
             let raw = format!("Subject: {i}\n\nmessage {i}\n");
@@ -1171,7 +1182,7 @@ mod tests {
         assert_eq!(shard.with_manifest(|m| m.sequence), flushes);
         drop(shard);
 
-        let p = params(dir.path(), catalog.clone(), key.clone(), 1);
+        let p = params(dir.path(), catalog.clone(), key.clone(), 1).await;
         let objects = p.objects.clone();
         let reopened = Shard::open(p).await.expect("reopen");
         let gets = objects.counters.gets.load(Ordering::Relaxed);
@@ -1195,7 +1206,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
-        let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
+        let shard =
+            Shard::open(params(dir.path(), catalog, DataKey::generate(), 1).await).await.expect("open");
         for i in 0..MANIFEST_COMPACTION_EVERY {
             shard.archive(vec![incoming(format!("m{i}").as_bytes(), 1, "Inbox")]).await.expect("archive");
         }
@@ -1212,7 +1224,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
-        let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
+        let shard =
+            Shard::open(params(dir.path(), catalog, DataKey::generate(), 1).await).await.expect("open");
         let packs = dir.path().join("objects/tenants/default/shards/7/packs");
         std::fs::create_dir_all(packs.parent().expect("parent")).expect("dirs");
         std::fs::write(&packs, b"in the way").expect("block the pack directory");
@@ -1231,8 +1244,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 2;
-        let shard =
-            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let shard = Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1).await)
+            .await
+            .expect("open");
         let err = shard.archive(vec![incoming(b"x", 1, "Inbox")]).await.expect_err("fenced");
         assert!(err.to_string().contains("stale"), "{err}");
         assert_eq!(catalog.state.lock().expect("lock").2, None, "nothing was published");
@@ -1246,7 +1260,8 @@ mod tests {
         let (mut staging, _) = Staging::open(&dir.path().join("local/staging.log")).expect("staging");
         staging.append(&[&incoming(b"left behind", 1, "Inbox")]).expect("append");
         drop(staging);
-        let shard = Shard::open(params(dir.path(), catalog, DataKey::generate(), 1)).await.expect("open");
+        let shard =
+            Shard::open(params(dir.path(), catalog, DataKey::generate(), 1).await).await.expect("open");
         assert_eq!(shard.fetch(1).await.expect("fetch"), b"left behind");
     }
 
@@ -1255,8 +1270,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
-        let shard =
-            Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1)).await.expect("open");
+        let shard = Shard::open(params(dir.path(), catalog.clone(), DataKey::generate(), 1).await)
+            .await
+            .expect("open");
         shard.archive(vec![incoming(b"one", 1, "A"), incoming(b"two", 1, "A")]).await.expect("first pack");
         shard.archive(vec![incoming(b"three", 1, "A")]).await.expect("second pack");
         assert!(shard.verify(|_| {}).await.damaged.is_empty());
