@@ -38,6 +38,15 @@ pub enum ArchiveError {
     Keys(String),
     #[error("search: {0}")]
     Search(String),
+    /// A request forwarded here names a shard that another node serves (never forwarded twice).
+    #[error("store {shard} is served by node {node}, not by this one")]
+    ServedElsewhere { shard: ShardId, node: arca_types::NodeId },
+    /// Taking a shard over failed a moment ago; it is retried after a back-off, not on every request.
+    #[error("store {shard} cannot be opened (retried in {retry_in_ms} ms): {reason}")]
+    TakeoverFailed { shard: ShardId, retry_in_ms: u64, reason: String },
+    /// The node serving a shard answered something unreadable.
+    #[error("the answer of node {node}, which serves the store, is unreadable: {reason}")]
+    Forward { node: arca_types::NodeId, reason: String },
 }
 
 impl From<MetaError> for ArchiveError {
@@ -55,6 +64,20 @@ enum Remote {
     Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String, bool)> },
     Search { tenant: String, shard: ShardId, query: Box<ShardQuery> },
     Fetch { tenant: String, shard: ShardId, number: u64, readable: Vec<ArchiveId> },
+    Verify { tenant: String, shard: ShardId },
+    Rebuild { tenant: String, shard: ShardId },
+    IndexInfo { tenant: String, shard: ShardId },
+    Entries { tenant: String, shard: ShardId, after: u64, limit: usize },
+}
+
+impl Remote {
+    /// How long the serving node may take: verifying and rebuilding read every pack of the shard.
+    fn timeout(&self) -> std::time::Duration {
+        match self {
+            Remote::Verify { .. } | Remote::Rebuild { .. } => std::time::Duration::from_secs(6 * 3600),
+            _ => std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 /// A message to archive: its folder (below the archive's top-level folder), bytes, and whether the
@@ -99,6 +122,8 @@ pub struct ArchiveService {
     data_dir: PathBuf,
     limits: Limits,
     served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
+    /// Takeovers that failed, by shard (see [`ArchiveService::take_over`]).
+    failed_takeovers: std::sync::Mutex<HashMap<ShardId, FailedTakeover>>,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -192,6 +217,7 @@ impl ArchiveService {
             data_dir,
             limits: Limits::default(),
             served: tokio::sync::Mutex::new(HashMap::new()),
+            failed_takeovers: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -267,28 +293,95 @@ impl ArchiveService {
         Err(ArchiveError::Keys(format!("tenant '{tenant}': could not settle on a current store")))
     }
 
-    /// Serves shard `id` on this node (opening it, and taking it over with a new epoch when needed).
-    async fn serve(&self, tenant: &str, id: ShardId) -> Result<Served, ArchiveError> {
+    /// The one place that decides where shard `id` is served: here when this node serves it; on its
+    /// owner when that is another live member (reads and administration never move a shard, so no node
+    /// answers from a stale copy: invariant 5); here, taking it over, only when the shard has no live
+    /// owner (never assigned, its node left the cluster, or this node restarted).
+    async fn place(&self, tenant: &str, id: ShardId) -> Result<Placement, ArchiveError> {
+        if let Some(s) = self.served.lock().await.get(&id) {
+            return Ok(Placement::Here(s.clone()));
+        }
+        if let Some(node) = self.live_owner(tenant, id).await? {
+            return Ok(Placement::There(node));
+        }
+        Ok(Placement::Here(self.take_over(tenant, id).await?))
+    }
+
+    /// [`Self::place`] for a request another node forwarded here: served here, or refused naming the
+    /// node that serves the shard (a forwarded request is never forwarded again).
+    async fn place_here(&self, tenant: &str, id: ShardId) -> Result<Served, ArchiveError> {
+        match self.place(tenant, id).await? {
+            Placement::Here(s) => Ok(s),
+            Placement::There(node) => Err(ArchiveError::ServedElsewhere { shard: id, node }),
+        }
+    }
+
+    /// Takes shard `id` over on this node: a new epoch (`AssignShard`), then the shard opened on its
+    /// committed manifest. A takeover that fails is remembered: requests within its back-off answer
+    /// its error at once, and the retry reuses the epoch it was given while this node is still the
+    /// owner at that epoch (no writer ever ran under it), so failing requests never raise the epoch.
+    async fn take_over(&self, tenant: &str, id: ShardId) -> Result<Served, ArchiveError> {
         let mut served = self.served.lock().await;
         if let Some(s) = served.get(&id) {
             return Ok(s.clone());
         }
+        let failed = self.failed_takeovers.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        if let Some(f) = &failed
+            && f.at.elapsed() < f.wait
+        {
+            return Err(ArchiveError::TakeoverFailed {
+                shard: id,
+                retry_in_ms: (f.wait - f.at.elapsed()).as_millis() as u64,
+                reason: f.reason.clone(),
+            });
+        }
+        self.meta.linearizable().await?;
+        let me = self.meta.id();
+        let current = self.meta.with_state(|s| {
+            s.tenant(tenant).and_then(|t| {
+                t.shards
+                    .get(&id)
+                    .map(|sh| (sh.owner_node, sh.epoch))
+                    .ok_or_else(|| MetaError::not_found("store", id.to_string()))
+            })
+        })?;
+        let epoch = match &failed {
+            Some(f) if current == (Some(me), f.epoch) => f.epoch,
+            _ => match self.meta.write(Command::AssignShard { tenant: tenant.into(), id, node: me }).await? {
+                CommandOutput::Epoch(e) => e,
+                other => {
+                    return Err(ArchiveError::Keys(format!("unexpected answer assigning a store: {other:?}")));
+                }
+            },
+        };
+        match self.open_served(tenant, id, epoch).await {
+            Ok(s) => {
+                self.failed_takeovers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                served.insert(id, s.clone());
+                Ok(s)
+            }
+            Err(e) => {
+                let wait = failed
+                    .map(|f| f.wait * 2)
+                    .unwrap_or(TAKEOVER_BACKOFF_FIRST)
+                    .min(TAKEOVER_BACKOFF_MAX);
+                tracing::error!(shard = id, epoch, retry_in = ?wait, "taking the store over failed: {e}");
+                let f = FailedTakeover { epoch, at: std::time::Instant::now(), wait, reason: e.to_string() };
+                self.failed_takeovers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, f);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens shard `id` for serving under `epoch`: its data key, committed manifest (read after the
+    /// epoch was assigned, so no earlier writer can publish past it), index and staging log.
+    async fn open_served(&self, tenant: &str, id: ShardId, epoch: u64) -> Result<Served, ArchiveError> {
         self.meta.linearizable().await?;
         let record = self.meta.with_state(|s| {
             s.tenant(tenant).and_then(|t| {
                 t.shards.get(&id).cloned().ok_or_else(|| MetaError::not_found("store", id.to_string()))
             })
         })?;
-        let epoch = match self
-            .meta
-            .write(Command::AssignShard { tenant: tenant.into(), id, node: self.meta.id() })
-            .await?
-        {
-            CommandOutput::Epoch(e) => e,
-            other => {
-                return Err(ArchiveError::Keys(format!("unexpected answer assigning a store: {other:?}")));
-            }
-        };
         let tenant_key = self.tenant_key(tenant).await?;
         let json = record
             .wrapped_key
@@ -330,9 +423,7 @@ impl ArchiveService {
             pack: PackConfig::default(),
         })
         .await?;
-        let s = Served { shard, index, complete: Arc::new(std::sync::atomic::AtomicBool::new(complete)) };
-        served.insert(id, s.clone());
-        Ok(s)
+        Ok(Served { shard, index, complete: Arc::new(std::sync::atomic::AtomicBool::new(complete)) })
     }
 
     /// Makes the local index directory hold exactly the index the committed manifest names: its
@@ -364,16 +455,13 @@ impl ArchiveService {
         Ok(Ok(()))
     }
 
-    /// The node serving shard `id` when it is another live member; `None` when this node serves it
-    /// (or should take it over: unassigned, or its node left the cluster).
-    async fn remote_owner(
+    /// The node serving shard `id` when it is another live member of the cluster; `None` when the shard
+    /// has no live owner (unassigned, its node left the cluster) or this node is its owner.
+    async fn live_owner(
         &self,
         tenant: &str,
         id: ShardId,
     ) -> Result<Option<arca_types::NodeId>, ArchiveError> {
-        if self.served.lock().await.contains_key(&id) {
-            return Ok(None);
-        }
         self.meta.linearizable().await?;
         let owner = self.meta.with_state(|s| {
             s.tenant(tenant).ok().and_then(|t| t.shards.get(&id)).and_then(|sh| sh.owner_node)
@@ -392,13 +480,15 @@ impl ArchiveService {
         Ok(owner.filter(|o| *o != me && members.contains(o)))
     }
 
-    async fn forward(
+    /// Sends `request` to `node` and answers its decoded answer.
+    async fn forward<R: serde::de::DeserializeOwned>(
         &self,
         node: arca_types::NodeId,
         request: &Remote,
-    ) -> Result<serde_json::Value, ArchiveError> {
+    ) -> Result<R, ArchiveError> {
         let payload = serde_json::to_value(request).map_err(|e| ArchiveError::Search(e.to_string()))?;
-        Ok(self.meta.call_node(node, ARCHIVE_SERVICE, payload, std::time::Duration::from_secs(300)).await?)
+        let answer = self.meta.call_node(node, ARCHIVE_SERVICE, payload, request.timeout()).await?;
+        serde_json::from_value(answer).map_err(|e| ArchiveError::Forward { node, reason: e.to_string() })
     }
 
     /// Parses and archives raw messages into archive `archive` of `tenant`, each in its folder (path
@@ -412,19 +502,77 @@ impl ArchiveService {
     ) -> Result<Vec<Archived>, ArchiveError> {
         self.register_folders(tenant, archive, &messages).await?;
         let id = self.current_shard(tenant).await?;
-        if let Some(node) = self.remote_owner(tenant, id).await? {
-            let encoded =
-                messages.iter().map(|m| (m.folder.clone(), BASE64.encode(&m.raw), m.sent)).collect();
-            let answer = self
-                .forward(
-                    node,
-                    &Remote::Archive { tenant: tenant.into(), shard: id, archive, messages: encoded },
-                )
-                .await?;
-            return serde_json::from_value(answer)
-                .map_err(|e| ArchiveError::Search(format!("forwarded archive answer: {e}")));
+        match self.place(tenant, id).await? {
+            Placement::Here(served) => self.archive_served(served, id, archive, messages).await,
+            Placement::There(node) => self.archive_forwarded(node, tenant, id, archive, messages).await,
         }
-        self.archive_local(tenant, id, archive, messages).await
+    }
+
+    /// Archives `messages` through `node`, which serves shard `id`. A message over the size limit is
+    /// refused here, naming the limit (the serving node would refuse it too); the rest go in requests
+    /// of at most [`max_forward_bytes`] encoded, so that forwarding carries anything the API accepts.
+    async fn archive_forwarded(
+        &self,
+        node: arca_types::NodeId,
+        tenant: &str,
+        id: ShardId,
+        archive: ArchiveId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Archived>, ArchiveError> {
+        let cap = max_forward_bytes(&self.limits);
+        let mut results: Vec<Option<Archived>> = vec![None; messages.len()];
+        let mut chunk: Vec<(usize, (String, String, bool))> = Vec::new();
+        let mut chunk_bytes = 0usize;
+        let total = messages.len();
+        for (i, m) in messages.into_iter().enumerate() {
+            if m.raw.len() as u64 > self.limits.max_message_bytes {
+                let refused =
+                    arca_ingest::Refused::message_bytes(m.raw.len() as u64, false, self.limits.max_message_bytes);
+                results[i] = Some(Archived::Refused { reason: refused.reason });
+            } else {
+                let encoded = (m.folder, BASE64.encode(&m.raw), m.sent);
+                let bytes = encoded_message_bytes(&encoded.0, encoded.1.len());
+                if !chunk.is_empty() && chunk_bytes + bytes > cap - FORWARD_ENVELOPE_BYTES {
+                    self.forward_chunk(node, tenant, id, archive, std::mem::take(&mut chunk), &mut results)
+                        .await?;
+                    chunk_bytes = 0;
+                }
+                chunk_bytes += bytes;
+                chunk.push((i, encoded));
+            }
+            if i + 1 == total && !chunk.is_empty() {
+                self.forward_chunk(node, tenant, id, archive, std::mem::take(&mut chunk), &mut results).await?;
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Archived::Refused { reason: "not processed".into() }))
+            .collect())
+    }
+
+    /// Forwards one chunk of encoded messages and files the answers into their slots of `results`.
+    async fn forward_chunk(
+        &self,
+        node: arca_types::NodeId,
+        tenant: &str,
+        id: ShardId,
+        archive: ArchiveId,
+        chunk: Vec<(usize, (String, String, bool))>,
+        results: &mut [Option<Archived>],
+    ) -> Result<(), ArchiveError> {
+        let (slots, messages): (Vec<usize>, Vec<_>) = chunk.into_iter().unzip();
+        let request = Remote::Archive { tenant: tenant.into(), shard: id, archive, messages };
+        let answers: Vec<Archived> = self.forward(node, &request).await?;
+        if answers.len() != slots.len() {
+            return Err(ArchiveError::Forward {
+                node,
+                reason: format!("{} answers for {} messages", answers.len(), slots.len()),
+            });
+        }
+        for (slot, answer) in slots.into_iter().zip(answers) {
+            results[slot] = Some(answer);
+        }
+        Ok(())
     }
 
     /// Records in Raft the folders of `messages` that archive `archive` does not list yet, so that its
@@ -469,14 +617,14 @@ impl ArchiveService {
         self.limits
     }
 
-    async fn archive_local(
+    /// Parses and archives `messages` into shard `id`, served here.
+    async fn archive_served(
         &self,
-        tenant: &str,
+        served: Served,
         id: ShardId,
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
-        let served = self.serve(tenant, id).await?;
         let mut results = vec![None; messages.len()];
         let mut incoming = Vec::new();
         let mut slots = Vec::new();
@@ -523,33 +671,19 @@ impl ArchiveService {
         id: ShardId,
         query: ShardQuery,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
-        if let Some(node) = self.remote_owner(tenant, id).await? {
-            let answer = self
-                .forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) })
-                .await?;
-            return serde_json::from_value(answer)
-                .map_err(|e| ArchiveError::Search(format!("forwarded search answer: {e}")));
+        match self.place(tenant, id).await? {
+            Placement::Here(served) => search_served(&served, id, &query),
+            Placement::There(node) => {
+                self.forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) })
+                    .await
+            }
         }
-        self.search_local(tenant, id, &query).await
-    }
-
-    async fn search_local(
-        &self,
-        tenant: &str,
-        id: ShardId,
-        query: &ShardQuery,
-    ) -> Result<arca_search::ShardPage, ArchiveError> {
-        let served = self.serve(tenant, id).await?;
-        if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(ArchiveError::Search(format!("store {id} has no complete index (rebuild it)")));
-        }
-        let index = &served.index;
-        index.search(query).map_err(|e| ArchiveError::Search(e.to_string()))
     }
 
     /// Serves a request another node forwarded because this node serves the shard.
     pub async fn handle_remote(&self, payload: serde_json::Value) -> Result<serde_json::Value, String> {
         let request: Remote = serde_json::from_value(payload).map_err(|e| e.to_string())?;
+        let failed = |e: ArchiveError| e.to_string();
         let answer = match request {
             Remote::Archive { tenant, shard, archive, messages } => {
                 let mut decoded = Vec::with_capacity(messages.len());
@@ -560,17 +694,35 @@ impl ArchiveService {
                         sent,
                     });
                 }
-                serde_json::to_value(
-                    self.archive_local(&tenant, shard, archive, decoded).await.map_err(|e| e.to_string())?,
-                )
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                serde_json::to_value(self.archive_served(served, shard, archive, decoded).await.map_err(failed)?)
             }
-            Remote::Search { tenant, shard, query } => serde_json::to_value(
-                self.search_local(&tenant, shard, &query).await.map_err(|e| e.to_string())?,
-            ),
+            Remote::Search { tenant, shard, query } => {
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                serde_json::to_value(search_served(&served, shard, &query).map_err(failed)?)
+            }
             Remote::Fetch { tenant, shard, number, readable } => {
-                let (entry, raw) =
-                    self.fetch_local(&tenant, shard, number, &readable).await.map_err(|e| e.to_string())?;
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                let (entry, raw) = fetch_served(&served, shard, number, &readable).await.map_err(failed)?;
                 serde_json::to_value((entry, BASE64.encode(raw)))
+            }
+            Remote::Verify { tenant, shard } => {
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                let mut lines = Vec::new();
+                let report = served.shard.verify(|line| lines.push(line)).await;
+                serde_json::to_value((report, lines))
+            }
+            Remote::Rebuild { tenant, shard } => {
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                serde_json::to_value(self.rebuild_served(&served).await.map_err(failed)?)
+            }
+            Remote::IndexInfo { tenant, shard } => {
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                serde_json::to_value(index_info_served(&served))
+            }
+            Remote::Entries { tenant, shard, after, limit } => {
+                let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                serde_json::to_value(entries_page(&served, after, limit))
             }
         };
         answer.map_err(|e| e.to_string())
@@ -668,20 +820,38 @@ impl ArchiveService {
         }
     }
 
-    /// Verifies every pack of shard `id`; `progress` receives log lines.
+    /// Verifies every pack of shard `id`, on the node serving it; `progress` receives log lines.
     pub async fn verify_store(
         &self,
         tenant: &str,
         id: ShardId,
-        progress: impl FnMut(String),
+        mut progress: impl FnMut(String),
     ) -> Result<arca_shard::shard::ShardVerify, ArchiveError> {
-        let served = self.serve(tenant, id).await?;
-        Ok(served.shard.verify(progress).await)
+        match self.place(tenant, id).await? {
+            Placement::Here(served) => Ok(served.shard.verify(progress).await),
+            Placement::There(node) => {
+                let request = Remote::Verify { tenant: tenant.into(), shard: id };
+                let (report, lines): (arca_shard::shard::ShardVerify, Vec<String>) =
+                    self.forward(node, &request).await?;
+                progress(format!("(verified by node {node}, which serves store {id})"));
+                lines.into_iter().for_each(progress);
+                Ok(report)
+            }
+        }
     }
 
-    /// Rebuilds shard `id`'s index from its packs; answers the number of messages indexed.
+    /// Rebuilds shard `id`'s index from its packs, on the node serving it; answers the number of
+    /// messages indexed.
     pub async fn rebuild_index(&self, tenant: &str, id: ShardId) -> Result<u64, ArchiveError> {
-        let served = self.serve(tenant, id).await?;
+        match self.place(tenant, id).await? {
+            Placement::Here(served) => self.rebuild_served(&served).await,
+            Placement::There(node) => {
+                self.forward(node, &Remote::Rebuild { tenant: tenant.into(), shard: id }).await
+            }
+        }
+    }
+
+    async fn rebuild_served(&self, served: &Served) -> Result<u64, ArchiveError> {
         let limits = self.limits;
         let parse = Box::new(move |raw: &[u8]| {
             parse_message(raw, &limits).unwrap_or_else(|_| MessageDoc::empty(raw.len() as u64))
@@ -691,27 +861,48 @@ impl ArchiveService {
         Ok(n)
     }
 
-    /// Documents in shard `id`'s index and files of the index.
+    /// Documents in shard `id`'s index and files of the index, from the node serving it.
     pub async fn index_info(
         &self,
         tenant: &str,
         id: ShardId,
     ) -> Result<(u64, Vec<(String, u64)>), ArchiveError> {
-        let served = self.serve(tenant, id).await?;
-        let docs = served.index.num_docs();
-        let files = served.shard.with_manifest(|m| m.index_files.clone());
-        Ok((docs, files.into_iter().map(|f| (f.name, f.size)).collect()))
+        match self.place(tenant, id).await? {
+            Placement::Here(served) => Ok(index_info_served(&served)),
+            Placement::There(node) => {
+                self.forward(node, &Remote::IndexInfo { tenant: tenant.into(), shard: id }).await
+            }
+        }
     }
 
-    /// Every listing entry of every shard of `tenant` (statistics, folder listings).
+    /// Every listing entry of every shard of `tenant` (statistics, folder listings), each shard's from
+    /// the node serving it (in pages when forwarded).
     pub async fn entries(&self, tenant: &str) -> Result<Vec<(ShardId, Entry)>, ArchiveError> {
         let mut out = Vec::new();
         for shard in self.stores(tenant).await? {
             if shard.manifest.is_none() || shard.state == ShardState::Disabled {
                 continue;
             }
-            let served = self.serve(tenant, shard.id).await?;
-            out.extend(served.shard.with_manifest(|m| m.entries.clone()).into_iter().map(|e| (shard.id, e)));
+            let id = shard.id;
+            match self.place(tenant, id).await? {
+                Placement::Here(served) => {
+                    out.extend(served.shard.with_manifest(|m| m.entries.clone()).into_iter().map(|e| (id, e)));
+                }
+                Placement::There(node) => {
+                    let mut after = 0;
+                    loop {
+                        let request =
+                            Remote::Entries { tenant: tenant.into(), shard: id, after, limit: ENTRIES_PAGE };
+                        let page: Vec<Entry> = self.forward(node, &request).await?;
+                        let full = page.len() >= ENTRIES_PAGE;
+                        after = page.last().map_or(after, |e| e.number);
+                        out.extend(page.into_iter().map(|e| (id, e)));
+                        if !full {
+                            break;
+                        }
+                    }
+                }
+            }
         }
         Ok(out)
     }
@@ -725,40 +916,111 @@ impl ArchiveService {
         number: u64,
         readable: &[ArchiveId],
     ) -> Result<(Entry, Vec<u8>), ArchiveError> {
-        if let Some(node) = self.remote_owner(tenant, shard).await? {
-            let request = Remote::Fetch { tenant: tenant.into(), shard, number, readable: readable.to_vec() };
-            let answer = match self.forward(node, &request).await {
-                Ok(a) => a,
-                // The serving node's "no such message" arrives as text: keep it a "no such message".
-                Err(e)
-                    if e.to_string().contains(&ShardError::NoSuchMessage { shard, number }.to_string()) =>
-                {
-                    return Err(ShardError::NoSuchMessage { shard, number }.into());
-                }
-                Err(e) => return Err(e),
-            };
-            let (entry, b64): (Entry, String) = serde_json::from_value(answer)
-                .map_err(|e| ArchiveError::Search(format!("forwarded fetch answer: {e}")))?;
-            let raw = BASE64.decode(b64).map_err(|e| ArchiveError::Search(e.to_string()))?;
-            return Ok((entry, raw));
-        }
-        self.fetch_local(tenant, shard, number, readable).await
-    }
-
-    async fn fetch_local(
-        &self,
-        tenant: &str,
-        shard: ShardId,
-        number: u64,
-        readable: &[ArchiveId],
-    ) -> Result<(Entry, Vec<u8>), ArchiveError> {
-        let served = self.serve(tenant, shard).await?;
-        let entry = served
-            .shard
-            .entry(number)
-            .filter(|e| readable.contains(&e.archive))
-            .ok_or(ShardError::NoSuchMessage { shard, number })?;
-        let raw = served.shard.fetch(number).await?;
+        let node = match self.place(tenant, shard).await? {
+            Placement::Here(served) => return fetch_served(&served, shard, number, readable).await,
+            Placement::There(node) => node,
+        };
+        let request = Remote::Fetch { tenant: tenant.into(), shard, number, readable: readable.to_vec() };
+        let answer: (Entry, String) = match self.forward(node, &request).await {
+            Ok(a) => a,
+            // The serving node's "no such message" arrives as text: keep it a "no such message".
+            Err(e) if e.to_string().contains(&ShardError::NoSuchMessage { shard, number }.to_string()) => {
+                return Err(ShardError::NoSuchMessage { shard, number }.into());
+            }
+            Err(e) => return Err(e),
+        };
+        let (entry, b64) = answer;
+        let raw = BASE64.decode(b64).map_err(|e| ArchiveError::Forward { node, reason: e.to_string() })?;
         Ok((entry, raw))
     }
+}
+
+/// Where [`ArchiveService::place`] decided a shard is served.
+enum Placement {
+    /// This node serves it.
+    Here(Served),
+    /// Another live member serves it: forward there.
+    There(arca_types::NodeId),
+}
+
+/// A takeover that failed, remembered so that requests back off and the retry reuses its epoch.
+#[derive(Clone)]
+struct FailedTakeover {
+    epoch: u64,
+    at: std::time::Instant,
+    wait: std::time::Duration,
+    reason: String,
+}
+
+/// The first back-off after a failed takeover; it doubles with each failure up to [`TAKEOVER_BACKOFF_MAX`].
+const TAKEOVER_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest back-off between takeover attempts of one shard.
+const TAKEOVER_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Listing entries per forwarded page (about 250 bytes each encoded: ~12 MiB a page).
+const ENTRIES_PAGE: usize = 50_000;
+
+/// Room kept in a forwarded request for everything but its messages (tenant, ids, JSON framing).
+const FORWARD_ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// The largest message between nodes, derived from what the API accepts: one message of the largest
+/// size the limits allow, base64-encoded (4 bytes per 3) with its folder in JSON, plus the envelope.
+/// Batches are forwarded in requests of at most this size, and a forwarded fetch answers one message,
+/// so every request the API accepts can be forwarded. `arca serve` configures the cluster RPC with it.
+pub fn max_forward_bytes(limits: &Limits) -> usize {
+    let message = usize::try_from(limits.max_message_bytes).unwrap_or(usize::MAX / 2);
+    let encoded = message.div_ceil(3).saturating_mul(4);
+    encoded_message_bytes("", encoded)
+        .saturating_add(MAX_FOLDER_JSON_BYTES)
+        .saturating_add(FORWARD_ENVELOPE_BYTES)
+        .max(arca_raft::network::DEFAULT_MAX_MESSAGE)
+}
+
+/// Room for one message's folder path in a forwarded request or answer, JSON-escaped.
+const MAX_FOLDER_JSON_BYTES: usize = 1024 * 1024;
+
+/// The encoded size of one forwarded message: its JSON array of folder, base64 text and direction.
+fn encoded_message_bytes(folder: &str, base64_len: usize) -> usize {
+    // `["<folder>","<base64>",false],`: a folder character escapes to at most 6 bytes.
+    base64_len + folder.len().saturating_mul(6) + 16
+}
+
+fn search_served(
+    served: &Served,
+    id: ShardId,
+    query: &ShardQuery,
+) -> Result<arca_search::ShardPage, ArchiveError> {
+    if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ArchiveError::Search(format!("store {id} has no complete index (rebuild it)")));
+    }
+    served.index.search(query).map_err(|e| ArchiveError::Search(e.to_string()))
+}
+
+async fn fetch_served(
+    served: &Served,
+    shard: ShardId,
+    number: u64,
+    readable: &[ArchiveId],
+) -> Result<(Entry, Vec<u8>), ArchiveError> {
+    let entry = served
+        .shard
+        .entry(number)
+        .filter(|e| readable.contains(&e.archive))
+        .ok_or(ShardError::NoSuchMessage { shard, number })?;
+    let raw = served.shard.fetch(number).await?;
+    Ok((entry, raw))
+}
+
+fn index_info_served(served: &Served) -> (u64, Vec<(String, u64)>) {
+    let docs = served.index.num_docs();
+    let files = served.shard.with_manifest(|m| m.index_files.clone());
+    (docs, files.into_iter().map(|f| (f.name, f.size)).collect())
+}
+
+/// Up to `limit` listing entries numbered above `after`, in number order.
+fn entries_page(served: &Served, after: u64, limit: usize) -> Vec<Entry> {
+    served.shard.with_manifest(|m| {
+        let start = m.entries.partition_point(|e| e.number <= after);
+        m.entries[start..].iter().take(limit).cloned().collect()
+    })
 }

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod client;
 pub mod cluster_cmd;
 pub mod data_cmd;
+pub mod data_lock;
 pub mod export_cmd;
 pub mod reimport;
 pub mod serve;

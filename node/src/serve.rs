@@ -15,6 +15,7 @@ use arca_types::values::{Authentication, Privilege};
 use arca_types::{Command, MetaError};
 
 use crate::certs;
+use crate::data_lock::DataDirLock;
 
 /// The settings an unusable object store points at, for the start-up error.
 const STORAGE_SETTINGS: &str = "the object store does not answer as configured (settings storage.url, \
@@ -181,10 +182,13 @@ pub async fn run_until(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let data = config.data.dir.clone();
-    std::fs::create_dir_all(&data)
-        .with_context(|| format!("cannot create data directory {}", data.display()))?;
-    let secret = read_or_create_secret(&config, join.is_some())?;
-
+    // One process per data directory: an existing directory is locked before anything else happens.
+    let mut lock = match data.is_dir() {
+        true => Some(DataDirLock::acquire(&data)?),
+        false => None,
+    };
+    // Every listener is bound before anything is created, so that a busy port leaves a new data
+    // directory untouched.
     let cluster_listener = bind("listen.cluster", "ARCA_LISTEN_CLUSTER", &config.listen.cluster)?;
     let api_listener = bind("listen.api", "ARCA_LISTEN_API", &config.listen.api)?;
     let web_listener = match config.listen.web.as_str() {
@@ -202,6 +206,13 @@ pub async fn run_until(
             );
         }
     }
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    if lock.is_none() {
+        lock = Some(DataDirLock::acquire(&data)?);
+    }
+    let _lock = lock;
+    let secret = read_or_create_secret(&config, join.is_some())?;
     let cert = certs::load_or_generate(&config.tls.cert_file, &config.tls.key_file, &data)?;
     let tls = certs::server_config(&cert)?;
 
@@ -235,6 +246,7 @@ pub async fn run_until(
         heartbeat_ms: config.cluster.heartbeat_ms,
         election_timeout_ms: config.cluster.election_timeout_ms,
         snapshot_after_logs: config.cluster.snapshot_after_logs,
+        max_call_bytes: arca_api::archive::max_forward_bytes(&arca_ingest::Limits::default()),
     })
     .await
     .context("cannot start the metadata node")?;

@@ -29,8 +29,11 @@ use arca_types::records::NodeInfo;
 
 /// gRPC path of the single cluster method.
 const CALL_PATH: &str = "/arca.Cluster/Call";
-/// Largest message accepted between nodes (snapshot chunks and log batches stay far below it).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Largest message accepted between nodes unless the node says otherwise
+/// ([`NodeOptions::max_call_bytes`](crate::NodeOptions), derived by `arca serve` from the API's own
+/// limits so that whatever the API accepts can be forwarded); snapshot chunks and log batches stay far
+/// below it.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// A call from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -123,18 +126,25 @@ pub trait ClusterHandler: Send + Sync + 'static {
 /// The tonic service that exposes a [`ClusterHandler`].
 pub struct ClusterService<H> {
     handler: Arc<H>,
+    max_message: usize,
 }
 
 impl<H> Clone for ClusterService<H> {
     fn clone(&self) -> Self {
-        ClusterService { handler: self.handler.clone() }
+        ClusterService { handler: self.handler.clone(), max_message: self.max_message }
     }
 }
 
 impl<H: ClusterHandler> ClusterService<H> {
     /// Wraps a handler.
     pub fn new(handler: Arc<H>) -> Self {
-        ClusterService { handler }
+        ClusterService { handler, max_message: DEFAULT_MAX_MESSAGE }
+    }
+
+    /// Accepts and answers messages of up to `bytes` (encoded).
+    pub fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
     }
 }
 
@@ -173,13 +183,14 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let handler = self.handler.clone();
+        let max = self.max_message;
         Box::pin(async move {
             if req.uri().path() != CALL_PATH {
                 return Ok(Status::unimplemented("unknown cluster method").into_http());
             }
             let mut grpc = tonic::server::Grpc::new(BytesCodec)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE);
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max);
             Ok(grpc.unary(CallSvc(handler), req).await)
         })
     }
@@ -190,6 +201,7 @@ where
 pub struct PeerClients {
     identity: ClusterIdentity,
     source: Option<std::net::IpAddr>,
+    max_message: usize,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -202,7 +214,18 @@ impl std::fmt::Debug for PeerClients {
 impl PeerClients {
     /// Clients that present `identity` and trust only its cluster authority.
     pub fn new(identity: ClusterIdentity) -> Self {
-        PeerClients { identity, source: None, channels: Arc::new(Mutex::new(HashMap::new())) }
+        PeerClients {
+            identity,
+            source: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Sends and accepts messages of up to `bytes` (encoded).
+    pub fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
     }
 
     /// Makes outgoing connections from `source` (a fixed local IP) when given.
@@ -248,8 +271,8 @@ impl PeerClients {
         let channel = self.channel(addr)?;
         let fut = async {
             let mut grpc = tonic::client::Grpc::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE);
+                .max_decoding_message_size(self.max_message)
+                .max_encoding_message_size(self.max_message);
             grpc.ready()
                 .await
                 .map_err(|e| NetError::Unreachable { addr: addr.to_string(), message: e.to_string() })?;

@@ -53,6 +53,9 @@ pub struct NodeOptions {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_after_logs: u64,
+    /// Largest message between nodes, encoded (forwarded requests and their answers); at least
+    /// [`DEFAULT_MAX_MESSAGE`](crate::network::DEFAULT_MAX_MESSAGE).
+    pub max_call_bytes: usize,
 }
 
 /// One member as `arca cluster status` shows it.
@@ -174,7 +177,9 @@ impl MetaNode {
             state.last_log_id.is_none() && vote.is_none() && sm.read().last_applied.is_none()
         };
         let identity = cluster_identity(&opts.secret)?;
-        let clients = PeerClients::new(identity.clone()).with_source(opts.source_address);
+        let clients = PeerClients::new(identity.clone())
+            .with_source(opts.source_address)
+            .with_max_message(opts.max_call_bytes.max(crate::network::DEFAULT_MAX_MESSAGE));
         let config = openraft::Config {
             cluster_name: "arca".into(),
             heartbeat_interval: opts.heartbeat_ms,
@@ -209,7 +214,8 @@ impl MetaNode {
         let tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
             .client_ca_root(Certificate::from_pem(&identity.ca_pem));
-        let service = ClusterService::new(Arc::new(node.clone()));
+        let service = ClusterService::new(Arc::new(node.clone()))
+            .with_max_message(opts.max_call_bytes.max(crate::network::DEFAULT_MAX_MESSAGE));
         let server = Server::builder()
             .tls_config(tls)
             .map_err(|e| RaftNodeError::Fatal(format!("cluster TLS: {e}")))?

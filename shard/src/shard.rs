@@ -16,7 +16,7 @@ use crate::index_files::{BundleBuilder, IndexFile, IndexFilesError};
 use crate::manifest::{ContentRef, Entry, Manifest, ManifestDelta, PackInfo};
 use crate::objects::{ObjectError, Objects, ShardKeys};
 use crate::pack::{PackConfig, PackError, PackFooter, PackId, PackWriter, read_message};
-use crate::staging::{Incoming, Staging, StagingError};
+use crate::staging::{Incoming, SetAside, Staging, StagingError};
 use crate::{DataKey, crypto};
 use arca_types::ShardId;
 use arca_types::document::MessageDoc;
@@ -93,7 +93,7 @@ pub trait IndexSink: Send + 'static {
 pub type Parser = Box<dyn Fn(&[u8]) -> MessageDoc + Send + Sync>;
 
 /// A pack that failed verification and the messages it affects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DamagedPack {
     pub pack: String,
     pub reason: String,
@@ -102,7 +102,7 @@ pub struct DamagedPack {
 }
 
 /// The result of verifying every pack of a shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShardVerify {
     pub packs: usize,
     pub messages: usize,
@@ -150,6 +150,8 @@ struct Shared {
     keys: ShardKeys,
     manifest: RwLock<Manifest>,
     footers: Mutex<HashMap<String, Arc<PackFooter>>>,
+    /// What of the staging log could not be replayed when the shard was opened.
+    set_aside: Option<SetAside>,
 }
 
 /// A served shard. Cheap to clone.
@@ -243,7 +245,8 @@ impl Shard {
     pub async fn open(params: ShardParams) -> Result<Shard, ShardError> {
         let keys = ShardKeys::new(&params.tenant, params.id);
         let manifest = params.manifest;
-        let (staging, pending) = Staging::open(&params.local_dir.join("staging.log"))?;
+        let crate::staging::Opened { staging, pending, set_aside } =
+            Staging::open(&params.local_dir.join("staging.log"))?;
         let shared = Arc::new(Shared {
             tenant: params.tenant.clone(),
             id: params.id,
@@ -253,6 +256,7 @@ impl Shard {
             keys,
             manifest: RwLock::new(manifest),
             footers: Mutex::new(HashMap::new()),
+            set_aside,
         });
         let (queue, rx) = mpsc::channel(64);
         let staging = Arc::new(Mutex::new(StagingLog { staging, in_flight: 0 }));
@@ -287,6 +291,11 @@ impl Shard {
             shard.archive(pending).await?;
         }
         Ok(shard)
+    }
+
+    /// What of the staging log could not be replayed when this shard was opened (kept beside the log).
+    pub fn staging_set_aside(&self) -> Option<&SetAside> {
+        self.shared.set_aside.as_ref()
     }
 
     /// This shard's id.
@@ -1257,7 +1266,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(MemoryCatalog::default());
         catalog.state.lock().expect("lock").0 = 1;
-        let (mut staging, _) = Staging::open(&dir.path().join("local/staging.log")).expect("staging");
+        let mut staging = Staging::open(&dir.path().join("local/staging.log")).expect("staging").staging;
         staging.append(&[&incoming(b"left behind", 1, "Inbox")]).expect("append");
         drop(staging);
         let shard =
@@ -1302,5 +1311,47 @@ mod tests {
         .expect("repair");
         let err = shard.rebuild_index(Box::new(|raw| MessageDoc::empty(raw.len() as u64))).await;
         assert!(err.is_err(), "a rebuild cannot read the missing pack and says so");
+    }
+
+    #[tokio::test]
+    async fn a_torn_or_damaged_staging_log_never_keeps_the_store_from_serving_committed_mail() {
+        for damage in ["torn", "damaged"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let catalog = Arc::new(MemoryCatalog::default());
+            catalog.state.lock().expect("lock").0 = 1;
+            let key = DataKey::generate();
+            let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1).await)
+                .await
+                .expect("open");
+            shard.archive(vec![incoming(b"committed", 1, "Inbox")]).await.expect("archive");
+            drop(shard);
+            // A crash left two staged groups: the first replayable, the second torn or damaged.
+            let path = dir.path().join("local/staging.log");
+            let mut staging = Staging::open(&path).expect("staging").staging;
+            staging.append(&[&incoming(b"staged", 1, "Inbox")]).expect("append");
+            let offset = std::fs::metadata(&path).expect("len").len();
+            staging.append(&[&incoming(b"lost in the crash", 1, "Inbox")]).expect("append");
+            drop(staging);
+            let mut bytes = std::fs::read(&path).expect("read");
+            match damage {
+                "torn" => bytes.truncate(bytes.len() - 5),
+                _ => bytes[offset as usize + 20] ^= 0x10,
+            }
+            std::fs::write(&path, &bytes).expect("write");
+
+            catalog.state.lock().expect("lock").0 = 2;
+            let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 2).await)
+                .await
+                .unwrap_or_else(|e| panic!("a {damage} staging log must not keep the store from opening: {e}"));
+            assert_eq!(shard.fetch(1).await.expect("committed"), b"committed", "{damage}");
+            assert_eq!(shard.fetch(2).await.expect("replayed"), b"staged", "{damage}");
+            assert!(shard.fetch(3).await.is_err(), "{damage}: the unreplayable group is not invented");
+            let aside = shard.staging_set_aside().expect("reported").clone();
+            assert_eq!(aside.offset, offset, "{damage}: {aside:?}");
+            assert_eq!(
+                std::fs::read(&aside.file).expect("kept for the operator"),
+                bytes[offset as usize..].to_vec()
+            );
+        }
     }
 }

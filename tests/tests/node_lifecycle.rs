@@ -135,6 +135,35 @@ async fn port_in_use_stops_startup_naming_the_setting() -> Result<()> {
     assert!(!status.success());
     let log = cluster.nodes[index].log();
     assert!(log.contains("listen.api") && log.contains("ARCA_LISTEN_API"), "{log}");
+    let data = cluster.nodes[index].dir.join("data");
+    assert!(!data.exists(), "nothing is created in a new data directory whose port is busy");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_data_directory_are_refused() -> Result<()> {
+    let mut cluster = Cluster::start(1, &[]).await?;
+    let api = cluster.api(0);
+    api.ok("CreateUser", &[("userName", "before"), ("privileges", "login")]).await?;
+    let data = cluster.nodes[0].dir.join("data").display().to_string();
+    let pid = cluster.nodes[0].pid().expect("a process node");
+    // A second server with its own ports on the same data directory.
+    let second = cluster.place_node(Kind::Process, &[("ARCA_DATA_DIR", &data)]).await?;
+    cluster.nodes[second].env.push(("ARCA_CLUSTER_JOIN_TIMEOUT_MS".into(), "2000".into()));
+    cluster.launch(second)?;
+    let status = cluster.wait_exit(second, Duration::from_secs(30)).await?;
+    assert!(!status.success(), "the second server must not start");
+    let log = cluster.nodes[second].log();
+    assert!(
+        log.contains(&data) && log.contains(&format!("process id {pid}")),
+        "the error names the directory and the process holding it:\n{log}"
+    );
+    // The first server is undisturbed and its directory starts again.
+    api.ok("CreateUser", &[("userName", "after"), ("privileges", "login")]).await?;
+    cluster.stop(0).await?;
+    cluster.restart(0).await?;
+    let info = cluster.api(0).ok("GetUserInfo", &[("userName", "after")]).await?;
+    assert_eq!(info["userName"], "after");
     Ok(())
 }
 

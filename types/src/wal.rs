@@ -38,8 +38,32 @@ pub struct ReadRecords {
     pub torn_tail: bool,
 }
 
-/// Reads every record of `path`; a missing file reads as empty.
-pub fn read_records(path: &Path) -> Result<ReadRecords, WalError> {
+/// Why reading a record file stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The last record is cut short (a write interrupted by a crash, never acknowledged).
+    TornTail,
+    /// The record at `offset` is damaged: its length or checksum does not hold.
+    Corrupt { offset: u64, reason: String },
+}
+
+/// The readable prefix of a record file: every record before the first torn or damaged one.
+#[derive(Debug)]
+pub struct Prefix {
+    pub records: Vec<Vec<u8>>,
+    /// Offset of each record of `records`.
+    pub offsets: Vec<u64>,
+    /// Length of the readable prefix (where the next record would start).
+    pub valid_len: u64,
+    /// Why reading stopped before the end of the file, if it did.
+    pub stop: Option<Stop>,
+    /// The whole file as read, so that a caller can keep what it cannot use.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads the records of `path` up to the first torn or damaged one; a missing file reads as empty.
+/// Only an I/O error fails: damage is reported in [`Prefix::stop`] (the staging log salvages it).
+pub fn read_prefix(path: &Path) -> Result<Prefix, WalError> {
     let io = |source| WalError::Io { path: path.to_path_buf(), source };
     let mut bytes = Vec::new();
     match File::open(path) {
@@ -50,36 +74,52 @@ pub fn read_records(path: &Path) -> Result<ReadRecords, WalError> {
         Err(e) => return Err(io(e)),
     }
     let mut records = Vec::new();
+    let mut offsets = Vec::new();
     let mut pos = 0usize;
+    let mut stop = None;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         if rest.len() < 8 {
-            return Ok(ReadRecords { records, valid_len: pos as u64, torn_tail: true });
+            stop = Some(Stop::TornTail);
+            break;
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
         if len > MAX_RECORD {
-            return Err(WalError::Corrupt {
-                path: path.to_path_buf(),
-                offset: pos as u64,
-                reason: format!("record length {len} exceeds the limit of {MAX_RECORD} bytes"),
-            });
+            let reason = format!("record length {len} exceeds the limit of {MAX_RECORD} bytes");
+            stop = Some(Stop::Corrupt { offset: pos as u64, reason });
+            break;
         }
         if rest.len() < 8 + len {
-            return Ok(ReadRecords { records, valid_len: pos as u64, torn_tail: true });
+            stop = Some(Stop::TornTail);
+            break;
         }
         let payload = &rest[8..8 + len];
         if crc32fast::hash(payload) != crc {
-            return Err(WalError::Corrupt {
-                path: path.to_path_buf(),
-                offset: pos as u64,
-                reason: "checksum mismatch".into(),
-            });
+            stop = Some(Stop::Corrupt { offset: pos as u64, reason: "checksum mismatch".into() });
+            break;
         }
         records.push(payload.to_vec());
+        offsets.push(pos as u64);
         pos += 8 + len;
     }
-    Ok(ReadRecords { records, valid_len: pos as u64, torn_tail: false })
+    Ok(Prefix { records, offsets, valid_len: pos as u64, stop, bytes })
+}
+
+/// Reads every record of `path`; a missing file reads as empty. A torn tail is reported, any other
+/// damage is an error naming the file and offset.
+pub fn read_records(path: &Path) -> Result<ReadRecords, WalError> {
+    let prefix = read_prefix(path)?;
+    match prefix.stop {
+        Some(Stop::Corrupt { offset, reason }) => {
+            Err(WalError::Corrupt { path: path.to_path_buf(), offset, reason })
+        }
+        stop => Ok(ReadRecords {
+            records: prefix.records,
+            valid_len: prefix.valid_len,
+            torn_tail: stop == Some(Stop::TornTail),
+        }),
+    }
 }
 
 /// Writes `records` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
