@@ -298,8 +298,20 @@ impl ArchiveService {
     /// answers from a stale copy: invariant 5); here, taking it over, only when the shard has no live
     /// owner (never assigned, its node left the cluster, or this node restarted).
     async fn place(&self, tenant: &str, id: ShardId) -> Result<Placement, ArchiveError> {
-        if let Some(s) = self.served.lock().await.get(&id) {
-            return Ok(Placement::Here(s.clone()));
+        let here = self.served.lock().await.get(&id).cloned();
+        if let Some(s) = here {
+            // The locally applied state suffices here (no quorum round per request): a node that took
+            // the shard over has fenced this copy's writes already, and it is dropped as soon as this
+            // node learns of it, so that reads stop answering from it.
+            let me = self.meta.id();
+            let owner = self.meta.with_state(|st| {
+                st.tenant(tenant).ok().and_then(|t| t.shards.get(&id)).and_then(|sh| sh.owner_node)
+            });
+            if owner == Some(me) {
+                return Ok(Placement::Here(s));
+            }
+            tracing::info!(shard = id, owner = ?owner, "another node serves this store now: dropping this copy");
+            self.served.lock().await.remove(&id);
         }
         if let Some(node) = self.live_owner(tenant, id).await? {
             return Ok(Placement::There(node));
@@ -350,7 +362,9 @@ impl ArchiveService {
             _ => match self.meta.write(Command::AssignShard { tenant: tenant.into(), id, node: me }).await? {
                 CommandOutput::Epoch(e) => e,
                 other => {
-                    return Err(ArchiveError::Keys(format!("unexpected answer assigning a store: {other:?}")));
+                    return Err(ArchiveError::Keys(format!(
+                        "unexpected answer assigning a store: {other:?}"
+                    )));
                 }
             },
         };
@@ -361,10 +375,8 @@ impl ArchiveService {
                 Ok(s)
             }
             Err(e) => {
-                let wait = failed
-                    .map(|f| f.wait * 2)
-                    .unwrap_or(TAKEOVER_BACKOFF_FIRST)
-                    .min(TAKEOVER_BACKOFF_MAX);
+                let wait =
+                    failed.map(|f| f.wait * 2).unwrap_or(TAKEOVER_BACKOFF_FIRST).min(TAKEOVER_BACKOFF_MAX);
                 tracing::error!(shard = id, epoch, retry_in = ?wait, "taking the store over failed: {e}");
                 let f = FailedTakeover { epoch, at: std::time::Instant::now(), wait, reason: e.to_string() };
                 self.failed_takeovers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, f);
@@ -526,8 +538,11 @@ impl ArchiveService {
         let total = messages.len();
         for (i, m) in messages.into_iter().enumerate() {
             if m.raw.len() as u64 > self.limits.max_message_bytes {
-                let refused =
-                    arca_ingest::Refused::message_bytes(m.raw.len() as u64, false, self.limits.max_message_bytes);
+                let refused = arca_ingest::Refused::message_bytes(
+                    m.raw.len() as u64,
+                    false,
+                    self.limits.max_message_bytes,
+                );
                 results[i] = Some(Archived::Refused { reason: refused.reason });
             } else {
                 let encoded = (m.folder, BASE64.encode(&m.raw), m.sent);
@@ -541,7 +556,8 @@ impl ArchiveService {
                 chunk.push((i, encoded));
             }
             if i + 1 == total && !chunk.is_empty() {
-                self.forward_chunk(node, tenant, id, archive, std::mem::take(&mut chunk), &mut results).await?;
+                self.forward_chunk(node, tenant, id, archive, std::mem::take(&mut chunk), &mut results)
+                    .await?;
             }
         }
         Ok(results
@@ -674,8 +690,11 @@ impl ArchiveService {
         match self.place(tenant, id).await? {
             Placement::Here(served) => search_served(&served, id, &query),
             Placement::There(node) => {
-                self.forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) })
-                    .await
+                self.forward(
+                    node,
+                    &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) },
+                )
+                .await
             }
         }
     }
@@ -695,7 +714,9 @@ impl ArchiveService {
                     });
                 }
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
-                serde_json::to_value(self.archive_served(served, shard, archive, decoded).await.map_err(failed)?)
+                serde_json::to_value(
+                    self.archive_served(served, shard, archive, decoded).await.map_err(failed)?,
+                )
             }
             Remote::Search { tenant, shard, query } => {
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
@@ -886,7 +907,9 @@ impl ArchiveService {
             let id = shard.id;
             match self.place(tenant, id).await? {
                 Placement::Here(served) => {
-                    out.extend(served.shard.with_manifest(|m| m.entries.clone()).into_iter().map(|e| (id, e)));
+                    out.extend(
+                        served.shard.with_manifest(|m| m.entries.clone()).into_iter().map(|e| (id, e)),
+                    );
                 }
                 Placement::There(node) => {
                     let mut after = 0;

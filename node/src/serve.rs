@@ -183,10 +183,7 @@ pub async fn run_until(
 ) -> Result<()> {
     let data = config.data.dir.clone();
     // One process per data directory: an existing directory is locked before anything else happens.
-    let mut lock = match data.is_dir() {
-        true => Some(DataDirLock::acquire(&data)?),
-        false => None,
-    };
+    let mut lock = if data.is_dir() { Some(DataDirLock::acquire(&data)?) } else { None };
     // Every listener is bound before anything is created, so that a busy port leaves a new data
     // directory untouched.
     let cluster_listener = bind("listen.cluster", "ARCA_LISTEN_CLUSTER", &config.listen.cluster)?;

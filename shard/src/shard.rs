@@ -1320,9 +1320,8 @@ mod tests {
             let catalog = Arc::new(MemoryCatalog::default());
             catalog.state.lock().expect("lock").0 = 1;
             let key = DataKey::generate();
-            let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1).await)
-                .await
-                .expect("open");
+            let shard =
+                Shard::open(params(dir.path(), catalog.clone(), key.clone(), 1).await).await.expect("open");
             shard.archive(vec![incoming(b"committed", 1, "Inbox")]).await.expect("archive");
             drop(shard);
             // A crash left two staged groups: the first replayable, the second torn or damaged.
@@ -1340,9 +1339,10 @@ mod tests {
             std::fs::write(&path, &bytes).expect("write");
 
             catalog.state.lock().expect("lock").0 = 2;
-            let shard = Shard::open(params(dir.path(), catalog.clone(), key.clone(), 2).await)
-                .await
-                .unwrap_or_else(|e| panic!("a {damage} staging log must not keep the store from opening: {e}"));
+            let shard =
+                Shard::open(params(dir.path(), catalog.clone(), key.clone(), 2).await).await.unwrap_or_else(
+                    |e| panic!("a {damage} staging log must not keep the store from opening: {e}"),
+                );
             assert_eq!(shard.fetch(1).await.expect("committed"), b"committed", "{damage}");
             assert_eq!(shard.fetch(2).await.expect("replayed"), b"staged", "{damage}");
             assert!(shard.fetch(3).await.is_err(), "{damage}: the unreplayable group is not invented");

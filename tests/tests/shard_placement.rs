@@ -39,7 +39,9 @@ async fn upload(api: &ApiClient, folder: &str, messages: &[Vec<u8>]) -> Result<V
 
 fn mail(tag: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n)
-        .map(|i| format!("From: a{i}@example.com\r\nSubject: {tag} {i}\r\n\r\n{tag} body {i}\r\n").into_bytes())
+        .map(|i| {
+            format!("From: a{i}@example.com\r\nSubject: {tag} {i}\r\n\r\n{tag} body {i}\r\n").into_bytes()
+        })
         .collect()
 }
 
@@ -92,7 +94,10 @@ async fn reads_and_administration_on_other_nodes_never_move_a_store() -> Result<
         let indexes = finished(&api, "GetStoreIndexes", &[("id", &store)]).await?;
         assert!(!indexes.to_string().is_empty());
         finished(&api, "GetMessages", &[("folder", "admin")]).await?;
-        assert_eq!(api.get_authed(&format!("/api/data/messages/{}/raw", ids[3])).await?, mail("first", 20)[3]);
+        assert_eq!(
+            api.get_authed(&format!("/api/data/messages/{}/raw", ids[3])).await?,
+            mail("first", 20)[3]
+        );
         assert_eq!(search_total(&api).await?, 20, "node {i}");
         assert_eq!(owner(&api).await?, before, "node {i} took the store over by reading it");
     }
