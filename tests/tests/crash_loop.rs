@@ -16,10 +16,21 @@ use tokio::sync::Mutex;
 /// Kill and restart rounds per test.
 const ROUNDS: usize = 50;
 /// Messages per uploaded batch.
-const BATCH: usize = 3;
-/// Distinct messages the import sends (then it starts again from the first: re-imports answer the
-/// same ids).
+const BATCH: usize = 2;
+/// Distinct base messages; the import sends them in passes, each pass a new variant of every message
+/// (an `X-Crash-Pass` header line in front), so that every batch archives new mail.
 const MESSAGES: usize = 300;
+
+/// Message number `k` of the import: pass `k / MESSAGES` of base message `k % MESSAGES`.
+fn message(base: &[Vec<u8>], k: usize) -> Vec<u8> {
+    let (pass, i) = (k / base.len(), k % base.len());
+    if pass == 0 {
+        return base[i].clone();
+    }
+    let mut raw = format!("X-Crash-Pass: {pass}\r\n").into_bytes();
+    raw.extend(&base[i]);
+    raw
+}
 
 /// `MESSAGES` distinct messages: the first of the public corpus, or generated ones without it.
 fn messages(root: &std::path::Path) -> Result<Vec<Vec<u8>>> {
@@ -80,7 +91,7 @@ fn batch_body(messages: &[Vec<u8>]) -> Vec<u8> {
 /// What the running import has been told.
 #[derive(Default)]
 struct Acknowledged {
-    /// Message index -> id, for every message an answer acknowledged (archived or present).
+    /// Message number -> id, for every message an answer acknowledged (archived or present).
     ids: BTreeMap<usize, String>,
     /// A message acknowledged under two ids (a double), if any.
     doubled: Vec<String>,
@@ -91,6 +102,8 @@ struct Acknowledged {
 struct Import {
     acked: Arc<Mutex<Acknowledged>>,
     batches: Arc<AtomicUsize>,
+    /// Messages numbered below this were sent at least once.
+    sent: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -99,14 +112,16 @@ impl Import {
     fn start(api: ApiClient, messages: Arc<Vec<Vec<u8>>>) -> Import {
         let acked = Arc::new(Mutex::new(Acknowledged::default()));
         let batches = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
-            let (acked, batches, stop) = (acked.clone(), batches.clone(), stop.clone());
+            let (acked, batches, sent, stop) = (acked.clone(), batches.clone(), sent.clone(), stop.clone());
             async move {
                 let mut next = 0usize;
                 while !stop.load(Ordering::SeqCst) {
-                    let indexes: Vec<usize> = (next..next + BATCH).map(|i| i % messages.len()).collect();
-                    let chosen: Vec<Vec<u8>> = indexes.iter().map(|&i| messages[i].clone()).collect();
+                    let indexes: Vec<usize> = (next..next + BATCH).collect();
+                    let chosen: Vec<Vec<u8>> = indexes.iter().map(|&k| message(&messages, k)).collect();
+                    sent.fetch_max(next + BATCH, Ordering::SeqCst);
                     let answer = api
                         .request(
                             reqwest::Method::POST,
@@ -141,7 +156,7 @@ impl Import {
                 }
             }
         });
-        Import { acked, batches, stop, task }
+        Import { acked, batches, sent, stop, task }
     }
 
     /// Waits until at least one more batch than `since` was acknowledged (the import resumed).
@@ -182,7 +197,7 @@ async fn check_acknowledged(
         bail!("round {round}: two messages share an id");
     }
     let list: Vec<(usize, String)> = ids.into_iter().collect();
-    for chunk in list.chunks(16) {
+    for chunk in list.chunks(32) {
         let mut fetches = Vec::new();
         for (i, id) in chunk {
             let api = api.clone();
@@ -193,17 +208,15 @@ async fn check_acknowledged(
         for f in fetches {
             let (i, id, raw) = f.await?;
             let raw = raw.with_context(|| format!("round {round}: acknowledged message {id}"))?;
-            if raw != messages[i] {
+            if raw != message(messages, i) {
                 bail!("round {round}: message {id} is not byte-identical to what was acknowledged");
             }
         }
     }
     let total = search_total(api).await?;
-    if total > messages.len() as u64 + 1 {
-        bail!(
-            "round {round}: the archive lists {total} messages, more than the {} distinct ones",
-            messages.len() + 1
-        );
+    let sent = import.sent.load(Ordering::SeqCst) as u64 + 1;
+    if total > sent {
+        bail!("round {round}: the archive lists {total} messages, more than the {sent} distinct ones sent");
     }
     Ok(())
 }
@@ -287,16 +300,18 @@ async fn crash_loop(nodes: usize) -> Result<()> {
         check_acknowledged(&cluster.api(via), &import, &messages, round).await?;
     }
     let batches = import.batches.load(Ordering::SeqCst);
+    let sent = import.sent.load(Ordering::SeqCst);
+    let acked = std::mem::take(&mut import.acked.lock().await.ids);
     import.finish().await;
     eprintln!(
         "{ROUNDS} rounds on {nodes} node(s) in {:?}, {batches} batches acknowledged",
         started.elapsed()
     );
-    // Finish the import: every message once.
+    // Finish the import: every message sent is archived once, under the id it was acknowledged with.
     let api = cluster.api(via);
-    let mut left: Vec<Vec<u8>> = messages.to_vec();
-    while !left.is_empty() {
-        let chunk: Vec<Vec<u8>> = left.drain(..left.len().min(50)).collect();
+    for start in (0..sent).step_by(50) {
+        let numbers: Vec<usize> = (start..sent.min(start + 50)).collect();
+        let chunk: Vec<Vec<u8>> = numbers.iter().map(|&k| message(&messages, k)).collect();
         let a = api
             .request(
                 reqwest::Method::POST,
@@ -305,12 +320,17 @@ async fn crash_loop(nodes: usize) -> Result<()> {
                 batch_body(&chunk),
             )
             .await?;
+        assert_eq!(a.status, 200, "the import completes: {}", a.text());
         let results: Value = a.json();
-        let ok = results["results"].as_array().is_some_and(|r| r.iter().all(|x| x["id"].is_string()));
-        assert!(a.status == 200 && ok, "the import completes: {}", a.text());
+        for (k, r) in numbers.iter().zip(results["results"].as_array().context("results")?) {
+            let id = r["id"].as_str().with_context(|| format!("message {k} is archived: {r}"))?;
+            if let Some(before) = acked.get(k) {
+                assert_eq!(before, id, "message {k} keeps the id it was acknowledged with");
+            }
+        }
     }
     let total = search_total(&api).await?;
-    assert_eq!(total, messages.len() as u64 + 1, "every message (and the warm-up) is listed exactly once");
+    assert_eq!(total, sent as u64 + 1, "every message sent (and the warm-up) is listed exactly once");
     let stores = api.ok("GetStores", &[]).await?;
     assert_eq!(stores.as_array().map(Vec::len), Some(1), "{stores}");
     Ok(())
