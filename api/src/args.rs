@@ -93,6 +93,11 @@ impl Args {
     pub fn opt_bool(&self, name: &str) -> Option<bool> {
         self.values.get(name).and_then(Value::as_bool)
     }
+
+    /// A JSON argument, if given.
+    pub fn opt_json(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
 }
 
 #[cfg(test)]

@@ -12,16 +12,18 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use arca_raft::MetaNode;
+use arca_types::config::ApiConfig;
 use arca_types::records::{DEFAULT_TENANT, User};
-use arca_types::values::Authentication;
+use arca_types::values::{Authentication, FolderPrivilege, Privilege};
+
+use crate::throttle::{Throttle, ThrottleSettings};
 
 /// Name and password of the administrator created on first start (OPS-06).
 pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "admin");
-/// Failed logins from one address within [`THROTTLE_WINDOW`] before further attempts are refused.
-const THROTTLE_FAILURES: u32 = 10;
-const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
 /// How long a verified password stays verified (it is re-checked whenever the stored hash changes).
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
+/// Entries of the verified-password cache before expired ones are dropped.
+const VERIFIED_MAX: usize = 10_000;
 
 /// A caller whose credentials were checked.
 #[derive(Debug, Clone)]
@@ -37,9 +39,12 @@ pub enum Denied {
     /// No or wrong credentials: HTTP 401 with a Basic challenge.
     #[error("authentication required: {0}")]
     Unauthenticated(String),
-    /// Too many failed logins from this address: HTTP 429.
-    #[error("too many failed logins from {0}; try again in a minute")]
-    Throttled(IpAddr),
+    /// Too many failed logins (per user and address, per user, or per address): HTTP 429.
+    #[error("too many failed logins ({limit} reached); try again in {} s", .retry_after.as_secs().max(1))]
+    Throttled { limit: &'static str, retry_after: Duration },
+    /// Every password-verification slot stayed busy for the configured wait: HTTP 503.
+    #[error("too many logins being verified at once ({limit} = {max}); try again shortly")]
+    Busy { limit: &'static str, max: usize },
     /// Authenticated, but not allowed: an error envelope.
     #[error("{0}")]
     Forbidden(String),
@@ -48,20 +53,43 @@ pub enum Denied {
     Unavailable(String),
 }
 
-/// State of the gate: throttling counters and the cache of verified passwords.
-#[derive(Debug, Default)]
+/// State of the gate: throttling counters, the bound on concurrent password verifications and the
+/// cache of verified passwords.
+#[derive(Debug)]
 pub struct Gate {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    throttle: Throttle,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Verification slots (`api.max_password_checks`): argon2 costs ~20 ms of CPU, so unauthenticated
+    /// callers must not be able to run an unbounded number at once.
+    checks: tokio::sync::Semaphore,
+    max_checks: usize,
+    check_wait: Duration,
+    /// `admin`'s stored hash and whether it is the hash of the default password, so that the
+    /// default-password rule costs one verification per password change, not one per call.
+    default_check: Mutex<Option<(String, bool)>>,
+    /// A hash unknown users are verified against, so that they cost what a wrong password costs
+    /// (made once, with the parameters of stored hashes).
+    dummy: Option<String>,
 }
 
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new(&ApiConfig::default())
+    }
+}
+
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct HashError(String);
+
 /// Hashes a password with argon2id for storage.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| HashError(e.to_string()))
 }
 
 fn verify(password: &str, phc: &str) -> bool {
@@ -89,6 +117,15 @@ fn remote_refusal(ip: IpAddr, default_password_in_use: impl FnOnce() -> bool) ->
     })
 }
 
+/// A user name as it may appear in a log line: control characters escaped, at most 64 characters.
+pub fn loggable_name(name: &str) -> String {
+    let mut out: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+    if name.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
 /// Extracts `user:password` from an HTTP Basic `Authorization` header.
 pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -102,82 +139,123 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
+/// The cache key of a verified password: user, password and the stored hash it matched.
+fn cache_key(user: &str, password: &str, phc: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(user.as_bytes())
+        .chain_update([0])
+        .chain_update(password.as_bytes())
+        .chain_update([0])
+        .chain_update(phc.as_bytes())
+        .finalize()
+        .into()
+}
+
 impl Gate {
-    fn throttled(&self, ip: IpAddr) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures
-            .get(&ip)
-            .is_some_and(|(n, since)| *n >= THROTTLE_FAILURES && since.elapsed() < THROTTLE_WINDOW)
-    }
-
-    fn record_failure(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= THROTTLE_WINDOW {
-            *entry = (0, Instant::now());
+    /// A gate with the throttling and verification bounds of `config`.
+    pub fn new(config: &ApiConfig) -> Gate {
+        let max_checks = config.max_password_checks.max(1);
+        Gate {
+            throttle: Throttle::new(ThrottleSettings::from(config)),
+            verified: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(max_checks),
+            max_checks,
+            check_wait: Duration::from_millis(config.password_check_wait_ms),
+            default_check: Mutex::default(),
+            dummy: hash_password("no such user: equal work for every login").ok(),
         }
-        entry.0 += 1;
     }
 
-    /// Checks `password` against `phc`, remembering a success for a while (argon2 is deliberately slow).
-    fn password_matches(&self, user: &str, password: &str, phc: &str) -> bool {
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(user.as_bytes())
-            .chain_update([0])
-            .chain_update(password.as_bytes())
-            .chain_update([0])
-            .chain_update(phc.as_bytes())
-            .finalize()
-            .into();
-        {
-            let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if verified.get(&key).is_some_and(|t| t.elapsed() < VERIFIED_TTL) {
-                return true;
+    fn cached(&self, key: &[u8; 32]) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.get(key).is_some_and(|t| t.elapsed() < VERIFIED_TTL)
+    }
+
+    fn remember(&self, key: [u8; 32]) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            verified.retain(|_, t| t.elapsed() < VERIFIED_TTL);
+            if verified.len() >= VERIFIED_MAX {
+                return;
             }
         }
-        let ok = verify(password, phc);
+        verified.insert(key, Instant::now());
+    }
+
+    /// Checks `password` against `phc` in one of the bounded verification slots, on a blocking
+    /// thread; a success is remembered for a while (argon2 is deliberately slow).
+    async fn password_matches(&self, user: &str, password: &str, phc: &str) -> Result<bool, Denied> {
+        let key = cache_key(user, password, phc);
+        if self.cached(&key) {
+            return Ok(true);
+        }
+        let busy = || Denied::Busy { limit: "api.max_password_checks", max: self.max_checks };
+        let _permit = tokio::time::timeout(self.check_wait, self.checks.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let (password, phc) = (password.to_string(), phc.to_string());
+        let ok = tokio::task::spawn_blocking(move || verify(&password, &phc))
+            .await
+            .map_err(|e| Denied::Unavailable(format!("password verification failed: {e}")))?;
         if ok {
-            let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if verified.len() > 10_000 {
-                verified.retain(|_, t| t.elapsed() < VERIFIED_TTL);
-            }
-            verified.insert(key, Instant::now());
+            self.remember(key);
         }
-        ok
+        Ok(ok)
     }
 
-    /// Authenticates the caller of a request (linearizable read of the user record).
+    /// Authenticates the caller of a request (linearizable read of the user record). Unknown users
+    /// cost one verification like known ones; failures are counted, throttled and logged; callers from
+    /// other hosts are refused while `admin` has its default password (OPS-01), on every route.
     pub async fn authenticate(
         &self,
         meta: &MetaNode,
         headers: &HeaderMap,
         addr: SocketAddr,
     ) -> Result<Caller, Denied> {
-        if self.throttled(addr.ip()) {
-            return Err(Denied::Throttled(addr.ip()));
-        }
         let Some((name, password)) = basic_credentials(headers) else {
             return Err(Denied::Unauthenticated("HTTP Basic credentials are required".into()));
         };
+        let ip = addr.ip();
+        if let Err(b) = self.throttle.check(&name, ip, Instant::now()) {
+            tracing::debug!(user = %loggable_name(&name), address = %ip, limit = b.limit, "login refused by backoff");
+            return Err(Denied::Throttled { limit: b.limit, retry_after: b.retry_after });
+        }
         meta.linearizable().await.map_err(|e| Denied::Unavailable(e.to_string()))?;
         let tenant = DEFAULT_TENANT.to_string();
         let user = meta.with_state(|s| s.user(&tenant, &name).ok().cloned());
-        let ok = match &user {
-            Some(u) if u.authentication == Authentication::Integrated => {
-                u.password_hash.as_deref().is_some_and(|phc| self.password_matches(&u.name, &password, phc))
+        let phc = user
+            .as_ref()
+            .filter(|u| u.authentication == Authentication::Integrated)
+            .and_then(|u| u.password_hash.clone());
+        let (ok, reason) = match (&user, phc) {
+            (Some(u), Some(phc)) => {
+                (self.password_matches(&u.name, &password, &phc).await?, "wrong password")
             }
-            _ => false,
+            (found, _) => {
+                // Equal work for unknown users and users without a password login.
+                if let Some(dummy) = self.dummy.as_deref() {
+                    let _ = self.password_matches("", &password, dummy).await?;
+                }
+                (false, if found.is_some() { "no password login for this user" } else { "unknown user" })
+            }
         };
-        match (ok, user) {
-            (true, Some(user)) => Ok(Caller { tenant, user, addr }),
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
             _ => {
-                self.record_failure(addr.ip());
-                Err(Denied::Unauthenticated("unknown user or wrong password".into()))
+                self.throttle.failure(&name, ip, Instant::now());
+                tracing::warn!(user = %loggable_name(&name), address = %ip, reason, "failed login");
+                return Err(Denied::Unauthenticated("unknown user or wrong password".into()));
             }
+        };
+        self.throttle.success(&name, ip, Instant::now());
+        if let Some(refusal) = remote_refusal(ip, || self.default_admin_password_in_use(meta, &tenant)) {
+            return Err(refusal);
         }
+        Ok(Caller { tenant, user, addr })
     }
 
-    /// Authenticates an administrator and applies the default-password rule for non-loopback callers.
+    /// Authenticates an administrator.
     pub async fn admin(
         &self,
         meta: &MetaNode,
@@ -191,19 +269,49 @@ impl Gate {
                 caller.user.name
             )));
         }
-        if let Some(refusal) =
-            remote_refusal(addr.ip(), || self.default_admin_password_in_use(meta, &caller.tenant))
-        {
-            return Err(refusal);
-        }
         Ok(caller)
     }
 
-    /// True while the user `admin` can still log in with the password `admin`.
+    /// True while the user `admin` can still log in with the password `admin`. Verifies once per
+    /// stored hash: the answer is remembered until `admin`'s hash changes.
     pub fn default_admin_password_in_use(&self, meta: &MetaNode, tenant: &str) -> bool {
         let (name, password) = DEFAULT_ADMIN;
         let hash = meta.with_state(|s| s.user(tenant, name).ok().and_then(|u| u.password_hash.clone()));
-        hash.is_some_and(|phc| self.password_matches(name, password, &phc))
+        let Some(phc) = hash else { return false };
+        {
+            let known = self.default_check.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((stored, is_default)) = known.as_ref()
+                && *stored == phc
+            {
+                return *is_default;
+            }
+        }
+        let is_default = verify(password, &phc);
+        *self.default_check.lock().unwrap_or_else(|p| p.into_inner()) = Some((phc, is_default));
+        is_default
+    }
+
+    /// Checks `password` as `caller`'s own password again (CMP-01: changing archive access needs it),
+    /// always with argon2 (not from the cache); a wrong one counts as a failed login.
+    pub async fn confirm_password(&self, caller: &Caller, password: &str) -> Result<(), Denied> {
+        let wrong = || Denied::Forbidden(format!("the password given for '{}' is wrong", caller.user.name));
+        let Some(phc) = caller.user.password_hash.clone() else { return Err(wrong()) };
+        let busy = || Denied::Busy { limit: "api.max_password_checks", max: self.max_checks };
+        let _permit = tokio::time::timeout(self.check_wait, self.checks.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let given = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify(&given, &phc))
+            .await
+            .map_err(|e| Denied::Unavailable(format!("password verification failed: {e}")))?;
+        if !ok {
+            let ip = caller.addr.ip();
+            self.throttle.failure(&caller.user.name, ip, Instant::now());
+            tracing::warn!(user = %loggable_name(&caller.user.name), address = %ip, reason = "wrong confirmation password", "failed login");
+            return Err(wrong());
+        }
+        Ok(())
     }
 }
 
@@ -231,41 +339,61 @@ impl Gate {
         Ok(caller)
     }
 
-    /// The archives `caller` holds folder privileges on (ADM-04); read after [`Gate::authenticate`],
-    /// whose linearizable read this relies on.
+    /// The archives `caller` may use with its privileges on each (ADM-04, CMP-01); read after
+    /// [`Gate::authenticate`], whose linearizable read this relies on.
     pub fn archives(&self, meta: &MetaNode, caller: &Caller) -> Vec<ArchiveAccess> {
         meta.with_state(|s| {
-            let Ok(t) = s.tenant(&caller.tenant) else { return Vec::new() };
-            t.grants
-                .get(&caller.user.id)
-                .into_iter()
-                .flatten()
-                .filter_map(|(id, privileges)| {
-                    t.archives.get(id).map(|a| ArchiveAccess {
-                        id: *id,
-                        name: a.name.clone(),
-                        privileges: privileges.clone(),
-                    })
-                })
-                .collect()
+            s.tenant(&caller.tenant).map(|t| archives_of(t, &caller.user)).unwrap_or_default()
         })
     }
 
-    /// The archive named `name` if `caller` may `want` in it; administrators may archive into any
-    /// archive (ADM-03) but read only where granted (CMP-01: archive access blocked by default).
+    /// True when `caller` may read the content of the archive `id` (messages, folders, sizes).
+    pub fn may_read(&self, meta: &MetaNode, caller: &Caller, id: arca_types::ArchiveId) -> bool {
+        self.archives(meta, caller)
+            .iter()
+            .any(|a| a.id == id && a.privileges.contains(&FolderPrivilege::Read))
+    }
+
+    /// Refuses a bulk export to a caller without the privilege `export` (ADM-03, EXP-06); single
+    /// messages need no special right. Administrators export what they may read (CMP-01).
+    pub fn may_export(&self, caller: &Caller) -> Result<(), Denied> {
+        if caller.user.is_admin() || caller.user.privileges.contains(&Privilege::Export) {
+            return Ok(());
+        }
+        Err(Denied::Forbidden(format!(
+            "user '{}' has no privilege 'export', which exporting several messages at once needs (EXP-06)",
+            caller.user.name
+        )))
+    }
+
+    /// The archive named `name` if `caller` may `want` in it. Administrators may archive into any
+    /// archive (ADM-03) and read as CMP-01 allows; other users archive only with the global privilege
+    /// `archive` and `write` on the archive (ADM-03, ADM-04).
     pub fn archive_for(
         &self,
         meta: &MetaNode,
         caller: &Caller,
         name: &str,
-        want: arca_types::values::FolderPrivilege,
+        want: FolderPrivilege,
     ) -> Result<ArchiveAccess, Denied> {
         let granted = self.archives(meta, caller).into_iter().find(|a| a.name.eq_ignore_ascii_case(name));
+        let user = &caller.user;
         match granted {
-            Some(a) if a.privileges.contains(&want) => return Ok(a),
+            Some(a) if a.privileges.contains(&want) => {
+                if want == FolderPrivilege::Write
+                    && !user.is_admin()
+                    && !user.privileges.contains(&Privilege::Archive)
+                {
+                    return Err(Denied::Forbidden(format!(
+                        "user '{}' has no privilege 'archive', which archiving into '{}' needs besides 'write' (ADM-03)",
+                        user.name, a.name
+                    )));
+                }
+                return Ok(a);
+            }
             _ => {}
         }
-        if want == arca_types::values::FolderPrivilege::Write && caller.user.is_admin() {
+        if want == FolderPrivilege::Write && user.is_admin() {
             let archive =
                 meta.with_state(|s| s.archive_by_name(&caller.tenant, name).map(|a| (a.id, a.name.clone())));
             if let Ok((id, name)) = archive {
@@ -273,8 +401,46 @@ impl Gate {
             }
         }
         // Same answer whether the archive does not exist or is not granted: nothing leaks (invariant 6).
-        Err(Denied::Forbidden(format!("no archive '{name}' that user '{}' may {want} in", caller.user.name)))
+        Err(Denied::Forbidden(format!("no archive '{name}' that user '{}' may {want} in", user.name)))
     }
+}
+
+/// The one rule of archive access (ADM-04, CMP-01): users have their folder grants; administrators
+/// have their grants on their own archive and, only while archive access is not blocked, `read` and
+/// `write` on every archive of the tenant. Grants an administrator holds on other archives count for
+/// nothing while access is blocked.
+pub fn archives_of(t: &arca_types::records::Tenant, user: &User) -> Vec<ArchiveAccess> {
+    let grants = t.grants.get(&user.id);
+    let granted = |id: &arca_types::ArchiveId| grants.and_then(|g| g.get(id)).cloned().unwrap_or_default();
+    let access = |a: &arca_types::records::Archive, privileges| ArchiveAccess {
+        id: a.id,
+        name: a.name.clone(),
+        privileges,
+    };
+    if !user.is_admin() {
+        return t
+            .archives
+            .values()
+            .filter(|a| !granted(&a.id).is_empty())
+            .map(|a| access(a, granted(&a.id)))
+            .collect();
+    }
+    if t.compliance.admin_email_preview_enabled {
+        return t
+            .archives
+            .values()
+            .map(|a| {
+                let mut p = granted(&a.id);
+                p.extend([FolderPrivilege::Read, FolderPrivilege::Write]);
+                access(a, p)
+            })
+            .collect();
+    }
+    t.archives
+        .values()
+        .filter(|a| a.id == user.archive && !granted(&a.id).is_empty())
+        .map(|a| access(a, granted(&a.id)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -303,24 +469,83 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failed_logins_from_one_address_are_throttled() {
-        let gate = Gate::default();
-        let ip: IpAddr = "127.0.0.9".parse().expect("ip");
-        for _ in 0..THROTTLE_FAILURES - 1 {
-            gate.record_failure(ip);
-        }
-        assert!(!gate.throttled(ip));
-        gate.record_failure(ip);
-        assert!(gate.throttled(ip));
-        assert!(!gate.throttled("127.0.0.8".parse().expect("ip")), "other addresses are not affected");
-    }
-
-    #[test]
     fn hashed_password_verifies_and_wrong_one_does_not() {
         let phc = hash_password("Sommer2024!x").expect("hash");
         assert!(phc.starts_with("$argon2id$"));
-        let gate = Gate::default();
-        assert!(gate.password_matches("u", "Sommer2024!x", &phc));
-        assert!(!gate.password_matches("u", "sommer2024!x", &phc));
+        assert!(verify("Sommer2024!x", &phc));
+        assert!(!verify("sommer2024!x", &phc));
+    }
+
+    #[tokio::test]
+    async fn verifications_beyond_the_bound_wait_then_are_refused_naming_the_limit() {
+        let config = ApiConfig { max_password_checks: 1, password_check_wait_ms: 50, ..ApiConfig::default() };
+        let gate = Gate::new(&config);
+        let phc = hash_password("Sommer2024!x").expect("hash");
+        assert!(gate.password_matches("u", "Sommer2024!x", &phc).await.expect("verified"));
+        let held = gate.checks.acquire().await.expect("slot");
+        let started = Instant::now();
+        match gate.password_matches("u", "wrong password", &phc).await {
+            Err(Denied::Busy { limit, max }) => assert_eq!((limit, max), ("api.max_password_checks", 1)),
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert!(started.elapsed() >= Duration::from_millis(50), "it waited for a slot first");
+        let fast = Instant::now();
+        assert!(
+            gate.password_matches("u", "Sommer2024!x", &phc).await.expect("cached"),
+            "a verified password needs no slot"
+        );
+        assert!(fast.elapsed() < Duration::from_millis(5), "{:?}", fast.elapsed());
+        drop(held);
+        assert!(!gate.password_matches("u", "wrong password", &phc).await.expect("a slot is free again"));
+    }
+
+    #[test]
+    fn log_lines_get_user_names_without_control_characters_and_bounded() {
+        assert_eq!(loggable_name("eve\nINFO forged"), "eve\\nINFO forged");
+        assert_eq!(loggable_name(&"x".repeat(100)), format!("{}...", "x".repeat(64)));
+    }
+
+    fn tenant_with(preview: bool) -> (arca_types::records::Tenant, User, User) {
+        use arca_types::records::{Archive, Compliance, Tenant};
+        let user = |id: u64, name: &str, privileges: &[Privilege], archive: u64| User {
+            id,
+            name: name.into(),
+            full_name: None,
+            authentication: Authentication::Integrated,
+            password_hash: None,
+            privileges: privileges.iter().copied().collect(),
+            distinguished_name: None,
+            email_addresses: vec![],
+            pop3_user_names: vec![],
+            archive,
+        };
+        let admin = user(1, "admin", &[Privilege::Admin], 10);
+        let alice = user(2, "alice", &[Privilege::Login], 20);
+        let mut t =
+            Tenant { compliance: Compliance { admin_email_preview_enabled: preview }, ..Tenant::default() };
+        for (id, name, owner) in [(10, "admin", 1), (20, "alice", 2)] {
+            t.archives.insert(
+                id,
+                Archive { id, name: name.into(), owner: Some(owner), folders: Default::default() },
+            );
+        }
+        let rw: std::collections::BTreeSet<_> = [FolderPrivilege::Read, FolderPrivilege::Write].into();
+        t.grants.entry(1).or_default().insert(10, rw.clone());
+        // A grant made while access was unblocked, or before this rule existed.
+        t.grants.entry(1).or_default().insert(20, [FolderPrivilege::Read].into());
+        t.grants.entry(2).or_default().insert(20, rw);
+        (t, admin, alice)
+    }
+
+    #[test]
+    fn administrators_read_only_their_own_archive_while_archive_access_is_blocked() {
+        let (t, admin, alice) = tenant_with(false);
+        let names = |list: Vec<ArchiveAccess>| list.into_iter().map(|a| a.name).collect::<Vec<_>>();
+        assert_eq!(names(archives_of(&t, &admin)), ["admin"], "alice's archive is hidden despite a grant");
+        assert_eq!(names(archives_of(&t, &alice)), ["alice"]);
+        let (t, admin, _) = tenant_with(true);
+        let all = archives_of(&t, &admin);
+        assert_eq!(names(all.clone()), ["admin", "alice"]);
+        assert!(all.iter().all(|a| a.privileges.contains(&FolderPrivilege::Read)));
     }
 }

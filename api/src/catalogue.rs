@@ -142,7 +142,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("DetachStore", &[n("id")], "Detach an archive store. Arca: the shard is no longer served; its objects stay.", NotYet),
     f("GetActiveSessions", &[], "List current user sessions.", NotYet),
     f("GetChildFolders", &[so("folder"), no("maxLevels")], "Child folders of a folder (omitted = all archives and folders), up to maxLevels deep; depending on compliance settings only the first level.", Implemented),
-    f("GetComplianceConfiguration", &[], "Current compliance settings.", NotYet),
+    f("GetComplianceConfiguration", &[], "Current compliance settings: {adminEmailPreviewEnabled} (false = archive access blocked, the default). Arca: the other keys of the manual are not supported yet.", Implemented),
     f("GetDirectoryServicesConfiguration", &[], "Current directory-services settings. Arca: secrets masked.", NotYet),
     f("GetFolderStatistics", &[], "Folder (archive) statistics.", Implemented),
     f("GetJobResults", &[s("fromIncluding"), s("toExcluding"), s("timeZoneId"), no("jobId")], "Finished job runs in the range [fromIncluding, toExcluding) (local times YYYY-MM-DDThh:mm:ss in timeZoneId).", NotYet),
@@ -179,7 +179,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("RunTemporaryProfile", &[j("properties"), b("raw")], "Run a server-side profile that is not stored; raw accepts only true.", NotYet),
     f("SelectAllStoreIndexesForRebuild", &[], "Mark all indexes for rebuild.", Implemented),
     f("SendStatusReport", &[s("timespan"), s("timeZoneId"), s("recipients")], "Send a status report. timespan: today, yesterday, thisweek, lastweek, thismonth, lastmonth; recipients comma-separated.", NotYet),
-    f("SetComplianceConfiguration", &[j("config"), so("reason")], "Set compliance settings (keys as GetComplianceConfiguration returns; get current values first). Arca: optional reason, stored with the audit event.", NotYet),
+    f("SetComplianceConfiguration", &[j("config"), so("reason"), so("password")], "Set compliance settings (keys as GetComplianceConfiguration returns; get current values first; other keys are refused naming them). Changing adminEmailPreviewEnabled needs the administrator's own password again: Arca: optional password, verified (without it the request's Basic-auth password counts, CMP-06); optional reason, stored with the audit event.", Implemented),
     f("SetDirectoryServicesConfiguration", &[j("config")], "Set directory-services settings (shape as GetDirectoryServicesConfiguration returns).", NotYet),
     f("SetJobEnabled", &[no("id"), bo("enabled")], "Enable or disable a job.", NotYet),
     f("SetJobSchedule", &[n("id"), s("timeZoneId"), so("date"), no("interval"), so("time"), so("dayOfWeek"), so("dayOfMonth")], "Change a job's schedule. Arca: interval 260 is accepted as an alias of 240 (every 4 hours) and reported as 240.", NotYet),
@@ -244,7 +244,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const IMPLEMENTED: [&str; 30] = [
+    const IMPLEMENTED: [&str; 32] = [
         "GetServerInfo",
         "CreateUser",
         "GetUsers",
@@ -275,6 +275,8 @@ mod tests {
         "RefreshAllStoreStatistics",
         "SelectAllStoreIndexesForRebuild",
         "RebuildSelectedStoreIndexes",
+        "GetComplianceConfiguration",
+        "SetComplianceConfiguration",
     ];
 
     #[test]

@@ -61,7 +61,17 @@ pub(crate) fn denied(d: Denied) -> Response {
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"Arca\""));
             r
         }
-        Denied::Throttled(_) => error(StatusCode::TOO_MANY_REQUESTS, d.to_string()),
+        Denied::Throttled { retry_after, .. } => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, d.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after.as_secs().max(1)));
+            r
+        }
+        Denied::Busy { .. } => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, d.to_string());
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
         Denied::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
         Denied::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
     }
@@ -423,6 +433,9 @@ struct SearchBody {
     /// Advanced criteria (SRCH-03) as the query AST's `Filters`.
     #[serde(default)]
     filters: Option<arca_types::query::Filters>,
+    /// The pages are read to export the hits in bulk (`arca export`): needs the privilege `export`.
+    #[serde(default)]
+    export: bool,
 }
 
 async fn search(
@@ -439,6 +452,11 @@ async fn search(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("search request: {e}")),
     };
+    if body.export
+        && let Err(d) = ctx.gate.may_export(&caller)
+    {
+        return denied(d);
+    }
     let query = match parse_query(&body.q) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),

@@ -16,7 +16,9 @@ use arca_raft::RaftNodeError;
 use arca_types::command::UserChange;
 use arca_types::password::{check_password_policy, describe_violations};
 use arca_types::records::User;
-use arca_types::values::{Authentication, parse_folder_privileges, parse_privileges, split_list};
+use arca_types::values::{
+    Authentication, FolderPrivilege, parse_folder_privileges, parse_privileges, split_list,
+};
 use arca_types::{Command, MetaError};
 
 impl From<RaftNodeError> for ApiError {
@@ -55,7 +57,7 @@ fn policy_hash(user_name: &str, password: &str) -> Result<String, ApiError> {
     if let Err(violations) = check_password_policy(user_name, password) {
         return Err(MetaError::invalid("password", describe_violations(&violations)).into());
     }
-    hash_password(password).map_err(|e| ApiError::new(format!("cannot hash the password: {e}")))
+    hash_password(password).map_err(|e| ApiError::new(e.to_string()))
 }
 
 fn user_info(ctx: &ApiContext, tenant: &str, user: &User) -> Value {
@@ -211,9 +213,70 @@ pub async fn run(
                 Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
                 None => None,
             };
-            let folders =
-                ctx.meta.with_state(|s| s.child_folders(&tenant, args.opt_str("folder"), max_levels))?;
-            Ok(json!(folders))
+            let start = args.opt_str("folder").filter(|f| !f.is_empty());
+            let folders = ctx.meta.with_state(|s| s.child_folders(&tenant, start, max_levels))?;
+            // CMP-01: of archives the caller may not read, only the names (first level) are shown; their
+            // folders are left out (an empty list below such an archive).
+            let readable: std::collections::HashSet<String> = ctx
+                .gate
+                .archives(&ctx.meta, &caller)
+                .into_iter()
+                .filter(|a| a.privileges.contains(&FolderPrivilege::Read))
+                .map(|a| a.name.to_lowercase())
+                .collect();
+            let shown = |path: &str| match path.split_once('/') {
+                None => true,
+                Some((top, _)) => readable.contains(&top.to_lowercase()),
+            };
+            Ok(json!(folders.into_iter().filter(|p| shown(p.as_str())).collect::<Vec<_>>()))
+        }
+        "GetComplianceConfiguration" => {
+            ctx.meta.linearizable().await?;
+            let c = ctx.meta.with_state(|s| s.tenant(&tenant).map(|t| t.compliance))?;
+            Ok(json!({ "adminEmailPreviewEnabled": c.admin_email_preview_enabled }))
+        }
+        "SetComplianceConfiguration" => {
+            let config = args
+                .opt_json("config")
+                .ok_or_else(|| ApiError::new("missing mandatory argument 'config'"))?;
+            let Some(keys) = config.as_object() else {
+                return Err(MetaError::invalid("config", "must be a JSON object of settings").into());
+            };
+            ctx.meta.linearizable().await?;
+            let mut next = ctx.meta.with_state(|s| s.tenant(&tenant).map(|t| t.compliance))?;
+            for (key, value) in keys {
+                match (key.as_str(), value) {
+                    ("adminEmailPreviewEnabled", Value::Bool(b)) => next.admin_email_preview_enabled = *b,
+                    ("adminEmailPreviewEnabled", other) => {
+                        return Err(MetaError::invalid(
+                            "config",
+                            format!("adminEmailPreviewEnabled must be true or false, not {other}"),
+                        )
+                        .into());
+                    }
+                    (other, _) => {
+                        return Err(MetaError::invalid("config", format!("setting '{other}' is not supported by this version of Arca (supported: adminEmailPreviewEnabled)")).into());
+                    }
+                }
+            }
+            let current = ctx.meta.with_state(|s| s.tenant(&tenant).map(|t| t.compliance))?;
+            if next.admin_email_preview_enabled != current.admin_email_preview_enabled
+                && let Some(password) = args.opt_str("password")
+            {
+                // CMP-01: changing archive access needs the administrator's own password again.
+                ctx.gate
+                    .confirm_password(&caller, password)
+                    .await
+                    .map_err(|d| ApiError::new(d.to_string()))?;
+            }
+            let reason = args.opt_str("reason").unwrap_or("");
+            tracing::info!(
+                user = %crate::auth::loggable_name(&caller.user.name),
+                adminEmailPreviewEnabled = next.admin_email_preview_enabled,
+                reason = %crate::auth::loggable_name(reason),
+                "compliance settings changed"
+            );
+            write(Command::SetCompliance { tenant: tenant.clone(), compliance: next }).await
         }
         "MoveFolder" => {
             write(Command::MoveFolder {
@@ -233,7 +296,7 @@ pub async fn run(
             }
             Ok(json!({ "steps": steps }))
         }
-        other => stores::run(&ctx, &tenant, other, &args, &progress).await,
+        other => stores::run(&ctx, &caller, other, &args, &progress).await,
     }
 }
 
@@ -292,11 +355,12 @@ mod stores {
 
     pub(super) async fn run(
         ctx: &ApiContext,
-        tenant: &str,
+        caller: &Caller,
         name: &str,
         args: &Args,
         progress: &Progress,
     ) -> Result<Value, ApiError> {
+        let tenant = caller.tenant.as_str();
         match name {
             "GetStores" => {
                 let include_size = args.opt_bool("includeSize").unwrap_or(true);
@@ -441,6 +505,9 @@ mod stores {
                 let folder = args.opt_str("folder").unwrap_or("");
                 let (archive, sub) = folder.split_once('/').unwrap_or((folder, ""));
                 let archive_id = ctx.meta.with_state(|s| s.archive_by_name(tenant, archive).map(|a| a.id))?;
+                if !ctx.gate.may_read(&ctx.meta, caller, archive_id) {
+                    return Err(compliance_refusal(archive));
+                }
                 let entries = service(ctx)?.entries(tenant).await.map_err(archive_error)?;
                 Ok(Value::Array(
                     entries
@@ -452,6 +519,19 @@ mod stores {
             }
             other => Err(not_available(other)),
         }
+    }
+}
+
+/// The refusal of an administrator function that would show the content of an archive the caller
+/// may not read (CMP-01: archive access blocked).
+fn compliance_refusal(archive: &str) -> ApiError {
+    ApiError {
+        message: format!(
+            "CMP-01: archive access is blocked, so the folders and messages of archive '{archive}' are not shown"
+        ),
+        details: "administrators see archive names and statistics only while archive access is blocked \
+                  (SetComplianceConfiguration adminEmailPreviewEnabled=true unblocks it)"
+            .into(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Arca's HTTPS API: the MailStore-compatible Administration API (`/api/invoke/<Function>`, long-running
 //! calls with tokens, `get-metadata`), cluster routes for the CLI, health and metrics.
 //!
-//! Map: [`routes`] builds the router; [`auth`] is the one gate every call passes; [`args`] parses
+//! Map: [`routes`] builds the router; [`auth`] is the one gate every call passes ([`throttle`] counts
+//! failed logins, [`cross_site`] refuses requests of other sites' pages); [`args`] parses
 //! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
 //! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS.
 
@@ -11,11 +12,13 @@ pub mod auth;
 pub mod browse;
 pub mod calls;
 pub mod catalogue;
+pub mod cross_site;
 pub mod data;
 pub mod envelope;
 pub mod functions;
 pub mod listener;
 pub mod routes;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,7 @@ impl ApiContext {
         machine_name: String,
         invoke_wait: Duration,
         archive: Option<Arc<archive::ArchiveService>>,
+        gate: auth::Gate,
     ) -> Arc<ApiContext> {
         let ctx = Arc::new(ApiContext {
             calls: calls::Calls::new(meta.id()),
@@ -55,7 +59,7 @@ impl ApiContext {
             version,
             machine_name,
             invoke_wait,
-            gate: auth::Gate::default(),
+            gate,
             metrics: routes::Metrics::default(),
         });
         ctx.meta.set_app_handler(Arc::new(routes::Forwarded(Arc::downgrade(&ctx))));

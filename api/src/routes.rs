@@ -47,6 +47,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::data::router())
+        .layer(axum::middleware::from_fn(crate::cross_site::guard))
         .with_state(ctx)
 }
 
@@ -63,9 +64,17 @@ fn denied(ctx: &ApiContext, d: Denied) -> Response {
             )
                 .into_response()
         }
-        Denied::Throttled(_) => {
+        Denied::Throttled { retry_after, .. } => {
+            let mut headers = no_cache_headers();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
             let body = Envelope::failure(ApiError::new(d.to_string())).into_response().into_body();
-            (StatusCode::TOO_MANY_REQUESTS, no_cache_headers(), body).into_response()
+            (StatusCode::TOO_MANY_REQUESTS, headers, body).into_response()
+        }
+        Denied::Busy { .. } => {
+            let mut headers = no_cache_headers();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let body = Envelope::failure(ApiError::new(d.to_string())).into_response().into_body();
+            (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response()
         }
         Denied::Forbidden(_) | Denied::Unavailable(_) => {
             Envelope::failure(ApiError::new(d.to_string())).into_response()

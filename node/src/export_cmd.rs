@@ -76,7 +76,7 @@ async fn all_hits(client: &Client, args: &ExportArgs) -> Result<(Vec<Hit>, Vec<V
     let mut missing = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let body = json!({"q": args.query, "archive": args.archive, "sort": "date", "asc": true, "limit": PAGE, "cursor": cursor});
+        let body = json!({"q": args.query, "archive": args.archive, "sort": "date", "asc": true, "limit": PAGE, "cursor": cursor, "export": true});
         let answer = client.request_json("/api/data/search", &body).await?;
         for m in answer["missingShards"].as_array().into_iter().flatten() {
             if !missing.contains(m) {

@@ -77,7 +77,7 @@ async fn bootstrap(meta: &MetaNode) -> Result<(), RaftNodeError> {
     }
     if !has_users {
         let (name, password) = DEFAULT_ADMIN;
-        let hash = hash_password(password).map_err(RaftNodeError::Fatal)?;
+        let hash = hash_password(password).map_err(|e| RaftNodeError::Fatal(e.to_string()))?;
         let cmd = Command::CreateUser {
             tenant: DEFAULT_TENANT.into(),
             user_name: name.into(),
@@ -297,6 +297,7 @@ pub async fn run_until(
         machine_name(meta.id()),
         Duration::from_millis(config.api.invoke_wait_ms),
         Some(archive),
+        arca_api::auth::Gate::new(&config.api),
     );
     api_listener.set_nonblocking(true)?;
     let api_tcp = tokio::net::TcpListener::from_std(api_listener)?;

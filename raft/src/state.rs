@@ -140,6 +140,10 @@ impl MetaState {
                 };
                 commit_manifest(self.tenant_mut(tenant)?, *id, commit)
             }
+            Command::SetCompliance { tenant, compliance } => {
+                self.tenant_mut(tenant)?.compliance = *compliance;
+                Ok(CommandOutput::Done)
+            }
             Command::RegisterNode { id, info } => {
                 self.nodes.insert(*id, info.clone());
                 Ok(CommandOutput::Done)
@@ -500,7 +504,14 @@ fn update_user(t: &mut Tenant, user_name: &str, change: &UserChange) -> Result<C
             checked_hash(&hash)?;
             after.password_hash = hash;
         }
-        UserChange::Privileges(p) => after.privileges = checked_privileges(p)?,
+        UserChange::Privileges(p) => {
+            after.privileges = checked_privileges(p)?;
+            if after.is_admin()
+                && let Some(archive) = read_grants_on_others(t, &after).next()
+            {
+                return Err(archive_access_blocked(&after.name, archive));
+            }
+        }
         UserChange::EmailAddresses(a) => after.email_addresses = a.clone(),
         UserChange::FullName(n) => after.full_name = n.clone(),
         UserChange::Authentication(a) => after.authentication = *a,
@@ -510,6 +521,26 @@ fn update_user(t: &mut Tenant, user_name: &str, change: &UserChange) -> Result<C
     guard_last_admin(t, before, Some(&after))?;
     t.users.insert(id, after);
     Ok(CommandOutput::Done)
+}
+
+/// Names of the archives other than its own that `user` holds `read` on, while the tenant blocks
+/// administrators' archive access (CMP-01); nothing when access is not blocked.
+fn read_grants_on_others<'a>(t: &'a Tenant, user: &'a User) -> impl Iterator<Item = &'a str> + 'a {
+    let blocked = !t.compliance.admin_email_preview_enabled;
+    t.grants
+        .get(&user.id)
+        .into_iter()
+        .flatten()
+        .filter(move |(id, p)| blocked && **id != user.archive && p.contains(&FolderPrivilege::Read))
+        .filter_map(move |(id, _)| t.archives.get(id).map(|a| a.name.as_str()))
+}
+
+/// The refusal of content access for an administrator while archive access is blocked (CMP-01).
+fn archive_access_blocked(user: &str, archive: &str) -> MetaError {
+    MetaError::Refused(format!(
+        "CMP-01: archive access is blocked, so administrator '{user}' cannot hold 'read' on archive \
+         '{archive}' (unblock it with SetComplianceConfiguration adminEmailPreviewEnabled=true first)"
+    ))
 }
 
 /// `SetFolderPrivileges`: replaces the user's set on one archive; an empty set removes the entry.
@@ -523,6 +554,14 @@ fn set_folder_privileges(
     let archive = top_level_archive(t, "folder", folder)?;
     let set: BTreeSet<FolderPrivilege> =
         privileges.iter().copied().filter(|p| *p != FolderPrivilege::None).collect();
+    if let (Some(u), Some(a)) = (t.users.get(&user), t.archives.get(&archive))
+        && u.is_admin()
+        && a.owner != Some(user)
+        && set.contains(&FolderPrivilege::Read)
+        && !t.compliance.admin_email_preview_enabled
+    {
+        return Err(archive_access_blocked(&u.name, &a.name));
+    }
     if set.is_empty() {
         if let Some(per_user) = t.grants.get_mut(&user) {
             per_user.remove(&archive);
@@ -1129,6 +1168,36 @@ mod tests {
         ok(&mut s, demote("admin"));
         assert!(matches!(err(&mut s, delete("second")), MetaError::Refused(_)));
         ok(&mut s, delete("admin"));
+    }
+
+    #[test]
+    fn administrators_get_no_read_on_other_archives_while_archive_access_is_blocked() {
+        let mut s = state();
+        add_admin(&mut s, "admin");
+        add_admin(&mut s, "second");
+        add_user(&mut s, "alice");
+        let refused = err(&mut s, grant("admin", "alice", &[FolderPrivilege::Read]));
+        assert!(matches!(&refused, MetaError::Refused(m) if m.contains("CMP-01") && m.contains("alice")));
+        let refused = err(&mut s, grant("second", "alice", &[FolderPrivilege::Read, FolderPrivilege::Write]));
+        assert!(matches!(&refused, MetaError::Refused(m) if m.contains("CMP-01")), "{refused}");
+        ok(&mut s, grant("admin", "admin", &[FolderPrivilege::Read, FolderPrivilege::Write]));
+        ok(&mut s, grant("admin", "alice", &[FolderPrivilege::Write]));
+        // A reader of alice's archive cannot be made an administrator while access is blocked.
+        add_user(&mut s, "bob");
+        ok(&mut s, grant("bob", "alice", &[FolderPrivilege::Read]));
+        let promote = Command::UpdateUser {
+            tenant: T.into(),
+            user_name: "bob".into(),
+            change: UserChange::Privileges(BTreeSet::from([Privilege::Admin])),
+        };
+        assert!(matches!(err(&mut s, promote.clone()), MetaError::Refused(m) if m.contains("CMP-01")));
+        let unblock = Command::SetCompliance {
+            tenant: T.into(),
+            compliance: arca_types::records::Compliance { admin_email_preview_enabled: true },
+        };
+        ok(&mut s, unblock);
+        ok(&mut s, grant("admin", "alice", &[FolderPrivilege::Read]));
+        ok(&mut s, promote);
     }
 
     #[test]

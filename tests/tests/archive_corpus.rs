@@ -59,9 +59,10 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
     let mut duplicates = 0;
     for source in &sources {
         api.ok("CreateUser", &[("userName", source.as_str()), ("privileges", "login")]).await?;
+        // Administrators read other archives only while archive access is unblocked (CMP-01).
         api.ok(
-            "SetUserPrivilegesOnFolder",
-            &[("userName", "admin"), ("folder", source.as_str()), ("privileges", "read")],
+            "SetComplianceConfiguration",
+            &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
         )
         .await?;
         let summary = import(&cluster, &unpacked.join(source), source)?;
@@ -107,9 +108,10 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
 
     // An import killed halfway and rerun ends with every message present exactly once.
     api.ok("CreateUser", &[("userName", "killed"), ("privileges", "login")]).await?;
+    // Administrators read other archives only while archive access is unblocked (CMP-01).
     api.ok(
-        "SetUserPrivilegesOnFolder",
-        &[("userName", "admin"), ("folder", "killed"), ("privileges", "read")],
+        "SetComplianceConfiguration",
+        &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
     )
     .await?;
     let source = unpacked.join("spamassassin");

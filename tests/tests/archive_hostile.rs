@@ -203,9 +203,10 @@ async fn hostile_corpus_is_archived_or_refused_with_a_reason_and_nothing_panics(
 
     let api = cluster.api(0);
     api.ok("CreateUser", &[("userName", ARCHIVE), ("privileges", "login")]).await?;
+    // Administrators read other archives only while archive access is unblocked (CMP-01).
     api.ok(
-        "SetUserPrivilegesOnFolder",
-        &[("userName", "admin"), ("folder", ARCHIVE), ("privileges", "read")],
+        "SetComplianceConfiguration",
+        &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
     )
     .await?;
 

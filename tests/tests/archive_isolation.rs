@@ -193,7 +193,7 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
     let cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
     for (user, pw, privileges) in
-        [("alice", ALICE_PW, "login"), ("bob", BOB_PW, "login"), ("carol", CAROL_PW, "none")]
+        [("alice", ALICE_PW, "login"), ("bob", BOB_PW, "login,archive"), ("carol", CAROL_PW, "none")]
     {
         api.ok("CreateUser", &[("userName", user), ("privileges", privileges), ("password", pw)]).await?;
     }
@@ -314,8 +314,8 @@ async fn a_reader_sees_no_other_archive_through_any_data_route_unless_granted() 
     bob_ids.extend(bob.ids("hxbobbatch", None).await?);
     assert_hidden("after the revoke", &bob, &alice_ids, &bob_ids).await?;
 
-    // Wrong password, unknown user, no credentials: 401 on every data route (five failures, below the
-    // throttle of ten per minute).
+    // Wrong password, unknown user, no credentials: 401 on every data route (seven failures for bob from
+    // this address, below the throttle of ten per user and address).
     let wrong = Data::new(&cluster, "bob", "Falsch2024!q");
     let unknown = Data::new(&cluster, "mallory", BOB_PW);
     let checks: [(&str, Reply); 8] = [

@@ -107,9 +107,10 @@ async fn node_on_s3_keeps_packs_index_and_manifests_in_the_bucket_and_serves_the
     let mut expected_all = BTreeSet::new();
     for source in &sources {
         api.ok("CreateUser", &[("userName", source), ("privileges", "login")]).await?;
+        // Administrators read other archives only while archive access is unblocked (CMP-01).
         api.ok(
-            "SetUserPrivilegesOnFolder",
-            &[("userName", "admin"), ("folder", source), ("privileges", "read")],
+            "SetComplianceConfiguration",
+            &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
         )
         .await?;
         let summary = import(&cluster, 0, &unpacked.join(source), source)?;

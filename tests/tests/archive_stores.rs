@@ -190,9 +190,10 @@ async fn import_routed_by_address_files_each_message_in_every_known_users_archiv
         if !address.is_empty() {
             api.ok("SetUserEmailAddresses", &[("userName", user), ("emailAddresses", address)]).await?;
         }
+        // Administrators read other archives only while archive access is unblocked (CMP-01).
         api.ok(
-            "SetUserPrivilegesOnFolder",
-            &[("userName", "admin"), ("folder", user), ("privileges", "read")],
+            "SetComplianceConfiguration",
+            &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
         )
         .await?;
     }

@@ -90,7 +90,12 @@ async fn a_reader_browses_folders_pages_messages_and_opens_a_message_with_its_at
     let api = cluster.api(0);
     api.ok(
         "CreateUser",
-        &[("userName", "erika"), ("privileges", "login"), ("password", ERIKA_PW), ("fullName", "Erika M.")],
+        &[
+            ("userName", "erika"),
+            ("privileges", "login,archive"),
+            ("password", ERIKA_PW),
+            ("fullName", "Erika M."),
+        ],
     )
     .await?;
     let erika = api.with_login("erika", ERIKA_PW);
@@ -434,7 +439,8 @@ async fn hostile_html_cases_render_with_nothing_executable_or_remote_and_attachm
     assert!(files.len() >= 44, "the html cases: {}", files.len());
     let cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
-    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login"), ("password", ERIKA_PW)]).await?;
+    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)])
+        .await?;
     let erika = api.with_login("erika", ERIKA_PW);
     let mut ids = std::collections::HashMap::new();
     let (mut with_html, mut downloads) = (0, 0);

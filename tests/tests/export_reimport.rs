@@ -103,13 +103,12 @@ async fn reimport_fresh(format: &str, dir: &Path) -> Result<(Cluster, Value)> {
     let out = cluster.cli(0, &["import", format, &dir.display().to_string(), "--reimport", "--json"]);
     let summary = json_of(&out, "reimport")?;
     let api = cluster.api(0);
-    for archive in ["alpha", "beta"] {
-        api.ok(
-            "SetUserPrivilegesOnFolder",
-            &[("userName", "admin"), ("folder", archive), ("privileges", "read")],
-        )
-        .await?;
-    }
+    // Administrators read other archives only while archive access is unblocked (CMP-01).
+    api.ok(
+        "SetComplianceConfiguration",
+        &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
+    )
+    .await?;
     Ok((cluster, summary))
 }
 
@@ -133,9 +132,10 @@ async fn exported_corpus_reimports_into_a_fresh_cluster_into_the_same_archives_a
     let api = cluster.api(0);
     for user in ["alpha", "beta"] {
         api.ok("CreateUser", &[("userName", user), ("privileges", "login")]).await?;
+        // Administrators read other archives only while archive access is unblocked (CMP-01).
         api.ok(
-            "SetUserPrivilegesOnFolder",
-            &[("userName", "admin"), ("folder", user), ("privileges", "read")],
+            "SetComplianceConfiguration",
+            &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
         )
         .await?;
     }

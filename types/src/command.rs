@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, ShardId};
-use crate::records::NodeInfo;
+use crate::records::{Compliance, NodeInfo};
 use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState};
 
 /// Identifies one logical write, so that a retried or forwarded write is applied once.
@@ -77,6 +77,8 @@ pub enum Command {
         message_count: u64,
         byte_count: u64,
     },
+    /// Replaces a tenant's compliance settings (CMP-01); the API checked the administrator's password.
+    SetCompliance { tenant: String, compliance: Compliance },
     /// Records (or updates) a cluster node's addresses and version.
     RegisterNode { id: NodeId, info: NodeInfo },
     /// Forgets a node removed from the cluster.

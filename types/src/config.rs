@@ -102,6 +102,21 @@ pub struct TlsConfig {
 pub struct ApiConfig {
     /// An invoked function that has not finished after this long answers `running` with a token.
     pub invoke_wait_ms: u64,
+    /// Password verifications (argon2id) running at once on this node; more wait (bounded CPU).
+    pub max_password_checks: usize,
+    /// How long a login waits for a verification slot before it is refused with 503 naming the limit.
+    pub password_check_wait_ms: u64,
+    /// Failed logins for one user from one address before that pair is slowed down (backoff).
+    pub login_failures_per_account_address: u32,
+    /// Failed logins for one user from any address before the user is slowed down, except from
+    /// addresses it logged in from successfully.
+    pub login_failures_per_account: u32,
+    /// Failed logins from one address for any users before that address is slowed down.
+    pub login_failures_per_address: u32,
+    /// Longest wait imposed after repeated failures (the backoff doubles from one second up to this).
+    pub login_backoff_max_ms: u64,
+    /// Failed logins are forgotten after this long without a new failure.
+    pub login_failure_memory_ms: u64,
 }
 
 /// `[log]`: diagnostics.
@@ -146,7 +161,16 @@ impl Default for ClusterConfig {
 }
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { invoke_wait_ms: 1000 }
+        ApiConfig {
+            invoke_wait_ms: 1000,
+            max_password_checks: 4,
+            password_check_wait_ms: 2000,
+            login_failures_per_account_address: 10,
+            login_failures_per_account: 30,
+            login_failures_per_address: 100,
+            login_backoff_max_ms: 60_000,
+            login_failure_memory_ms: 900_000,
+        }
     }
 }
 impl Default for LogConfig {
@@ -204,6 +228,20 @@ key_file = ""
 [api]
 # A function still running after this many milliseconds answers "running" with a token.
 invoke_wait_ms = 1000
+# Password verifications (argon2id, ~20 ms of CPU each) at once; further logins wait at most
+# password_check_wait_ms and are then refused (503 naming api.max_password_checks). Logins whose
+# password was verified in the last 5 minutes need no slot.
+max_password_checks = 4
+password_check_wait_ms = 2000
+# Login throttling: after this many failed logins (per user and address, per user from addresses it
+# never logged in from, per address) further attempts of that kind wait 1 s, 2 s, 4 s, ... up to
+# login_backoff_max_ms and are refused (429 naming the limit) meanwhile. Failures are forgotten after
+# login_failure_memory_ms without a new one.
+login_failures_per_account_address = 10
+login_failures_per_account = 30
+login_failures_per_address = 100
+login_backoff_max_ms = 60000
+login_failure_memory_ms = 900000
 
 [storage]
 # Where packs, indexes and manifests live: empty = <data.dir>/objects; file:///path; s3://bucket/prefix.

@@ -22,6 +22,18 @@ pub struct Tenant {
     /// The tenant key wrapped by the cluster master key (JSON); set when the first shard is created.
     #[serde(default)]
     pub wrapped_key: Option<String>,
+    /// The tenant's compliance settings (CMP-01).
+    #[serde(default)]
+    pub compliance: Compliance,
+}
+
+/// Compliance settings of a tenant (CMP-01); the default blocks administrators' archive access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compliance {
+    /// Archive access not blocked: administrators may read every archive of the tenant
+    /// (`adminEmailPreviewEnabled`). While false they see archive names and statistics only.
+    #[serde(default)]
+    pub admin_email_preview_enabled: bool,
 }
 
 /// A user record (ADM-01). The password is kept only as an argon2id PHC string.

@@ -867,9 +867,10 @@ async fn main() -> Result<()> {
     let _ = std::process::Command::new("sync").status();
 
     api.ok("CreateUser", &[("userName", "bench"), ("privileges", "login")]).await?;
+    // Administrators read other archives only while archive access is unblocked (CMP-01).
     api.ok(
-        "SetUserPrivilegesOnFolder",
-        &[("userName", "admin"), ("folder", "bench"), ("privileges", "read")],
+        "SetComplianceConfiguration",
+        &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
     )
     .await?;
     // The import's first concurrent batches create the tenant's current store themselves.
