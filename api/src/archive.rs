@@ -38,6 +38,9 @@ pub enum ArchiveError {
     Keys(String),
     #[error("search: {0}")]
     Search(String),
+    /// The search is over a `[search]` bound: the caller's error, never a missing store.
+    #[error(transparent)]
+    QueryLimit(#[from] arca_types::query::QueryLimitError),
 }
 
 impl From<MetaError> for ArchiveError {
@@ -55,6 +58,13 @@ enum Remote {
     Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String, bool)> },
     Search { tenant: String, shard: ShardId, query: Box<ShardQuery> },
     Fetch { tenant: String, shard: ShardId, number: u64, readable: Vec<ArchiveId> },
+}
+
+/// A store's answer to a forwarded search: a page, or the bound the search broke there.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum ShardAnswer {
+    Page(Box<arca_search::ShardPage>),
+    Refused(arca_types::query::QueryLimitError),
 }
 
 /// A message to archive: its folder (below the archive's top-level folder), bytes, and whether the
@@ -527,24 +537,36 @@ impl ArchiveService {
             let answer = self
                 .forward(node, &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) })
                 .await?;
-            return serde_json::from_value(answer)
-                .map_err(|e| ArchiveError::Search(format!("forwarded search answer: {e}")));
+            let answer: ShardAnswer = serde_json::from_value(answer)
+                .map_err(|e| ArchiveError::Search(format!("forwarded search answer: {e}")))?;
+            return match answer {
+                ShardAnswer::Page(page) => Ok(*page),
+                ShardAnswer::Refused(limit) => Err(limit.into()),
+            };
         }
-        self.search_local(tenant, id, &query).await
+        self.search_local(tenant, id, query).await
     }
 
     async fn search_local(
         &self,
         tenant: &str,
         id: ShardId,
-        query: &ShardQuery,
+        query: ShardQuery,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
         let served = self.serve(tenant, id).await?;
         if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(ArchiveError::Search(format!("store {id} has no complete index (rebuild it)")));
         }
-        let index = &served.index;
-        index.search(query).map_err(|e| ArchiveError::Search(e.to_string()))
+        // The search is CPU work of up to `search.timeout_ms`: off the async workers.
+        let index = served.index.clone();
+        let searched = tokio::task::spawn_blocking(move || index.search(&query))
+            .await
+            .map_err(|e| ArchiveError::Search(format!("store {id}: the search task failed: {e}")))?;
+        match searched {
+            Ok(page) => Ok(page),
+            Err(arca_search::SearchError::Limit(limit)) => Err(limit.into()),
+            Err(e) => Err(ArchiveError::Search(e.to_string())),
+        }
     }
 
     /// Serves a request another node forwarded because this node serves the shard.
@@ -564,9 +586,14 @@ impl ArchiveService {
                     self.archive_local(&tenant, shard, archive, decoded).await.map_err(|e| e.to_string())?,
                 )
             }
-            Remote::Search { tenant, shard, query } => serde_json::to_value(
-                self.search_local(&tenant, shard, &query).await.map_err(|e| e.to_string())?,
-            ),
+            Remote::Search { tenant, shard, query } => {
+                let answer = match self.search_local(&tenant, shard, *query).await {
+                    Ok(page) => ShardAnswer::Page(Box::new(page)),
+                    Err(ArchiveError::QueryLimit(limit)) => ShardAnswer::Refused(limit),
+                    Err(e) => return Err(e.to_string()),
+                };
+                serde_json::to_value(answer)
+            }
             Remote::Fetch { tenant, shard, number, readable } => {
                 let (entry, raw) =
                     self.fetch_local(&tenant, shard, number, &readable).await.map_err(|e| e.to_string())?;
@@ -576,13 +603,19 @@ impl ArchiveService {
         answer.map_err(|e| e.to_string())
     }
 
-    /// Searches every shard of `tenant` within `scopes`; shards that fail are listed, not hidden.
+    /// Searches every shard of `tenant` within `scopes` and the `[search]` bounds; shards that fail or do
+    /// not answer within `search.timeout_ms` (and a second) are listed, not hidden. A search over a bound,
+    /// here or on any store, is refused whole ([`ArchiveError::QueryLimit`]).
     pub async fn search(
         &self,
         tenant: &str,
         scopes: Vec<Scope>,
         request: &SearchRequest,
+        limits: &arca_types::config::SearchConfig,
     ) -> Result<(MergedPage, Vec<ShardId>), ArchiveError> {
+        arca_search::check_request(request, limits)?;
+        let started = tokio::time::Instant::now();
+        let wait = std::time::Duration::from_millis(limits.timeout_ms.saturating_add(1000));
         self.meta.linearizable().await?;
         let shards: Vec<ShardId> = self.meta.with_state(|s| {
             s.tenant(tenant).map(|t| {
@@ -606,7 +639,7 @@ impl ArchiveService {
             ),
             None => None,
         };
-        let limit = request.limit.clamp(1, 1000) as usize;
+        let limit = request.limit.max(1) as usize;
         let mut pages = Vec::new();
         let mut missing = Vec::new();
         for id in shards {
@@ -617,11 +650,21 @@ impl ArchiveService {
                 sort: request.sort,
                 limit,
                 after: cursor.as_ref().map(|c| c.for_shard(id)),
+                bounds: arca_search::ShardBounds::from_config(limits),
             };
-            match self.search_shard(tenant, id, q).await {
-                Ok(page) => pages.push((id, page)),
-                Err(e) => {
-                    tracing::warn!(shard = id, "store did not answer the search: {e}");
+            match tokio::time::timeout_at(started + wait, self.search_shard(tenant, id, q)).await {
+                Ok(Ok(page)) => pages.push((id, page)),
+                Ok(Err(ArchiveError::QueryLimit(limit))) => return Err(limit.into()),
+                Ok(Err(e)) => {
+                    tracing::warn!(shard = id, error = %e, "store did not answer the search");
+                    missing.push(id);
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        shard = id,
+                        wait_ms = wait.as_millis(),
+                        "store did not answer the search in time"
+                    );
                     missing.push(id);
                 }
             }

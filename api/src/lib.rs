@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod args;
 pub mod auth;
+pub mod body;
 pub mod browse;
 pub mod calls;
 pub mod catalogue;
@@ -15,12 +16,14 @@ pub mod data;
 pub mod envelope;
 pub mod functions;
 pub mod listener;
+pub mod log_level;
 pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arca_raft::MetaNode;
+use arca_types::config::{ApiConfig, SearchConfig};
 
 /// Everything a request handler needs; shared by all connections of a node.
 #[derive(Debug)]
@@ -37,6 +40,12 @@ pub struct ApiContext {
     pub archive: Option<Arc<archive::ArchiveService>>,
     pub gate: auth::Gate,
     pub metrics: routes::Metrics,
+    /// Request bounds of the Administration API (`[api]`).
+    pub api: ApiConfig,
+    /// Bounds of one search (`[search]`).
+    pub search: SearchConfig,
+    /// Turns for searches: `search.max_concurrent` run at once.
+    pub searches: tokio::sync::Semaphore,
 }
 
 impl ApiContext {
@@ -47,8 +56,12 @@ impl ApiContext {
         machine_name: String,
         invoke_wait: Duration,
         archive: Option<Arc<archive::ArchiveService>>,
+        (api, search): (ApiConfig, SearchConfig),
     ) -> Arc<ApiContext> {
         let ctx = Arc::new(ApiContext {
+            searches: tokio::sync::Semaphore::new(search.max_concurrent.max(1) as usize),
+            api,
+            search,
             calls: calls::Calls::new(meta.id()),
             archive,
             meta,

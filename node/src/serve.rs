@@ -288,6 +288,7 @@ pub async fn run_until(
         machine_name(meta.id()),
         Duration::from_millis(config.api.invoke_wait_ms),
         Some(archive),
+        (config.api.clone(), config.search.clone()),
     );
     api_listener.set_nonblocking(true)?;
     let api_tcp = tokio::net::TcpListener::from_std(api_listener)?;
