@@ -47,6 +47,9 @@ pub enum ArchiveError {
     /// The node serving a shard answered something unreadable.
     #[error("the answer of node {node}, which serves the store, is unreadable: {reason}")]
     Forward { node: arca_types::NodeId, reason: String },
+    /// The search is over a `[search]` bound: the caller's error, never a missing store.
+    #[error(transparent)]
+    QueryLimit(#[from] arca_types::query::QueryLimitError),
 }
 
 impl From<MetaError> for ArchiveError {
@@ -78,6 +81,13 @@ impl Remote {
             _ => std::time::Duration::from_secs(300),
         }
     }
+}
+
+/// A store's answer to a forwarded search: a page, or the bound the search broke there.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum ShardAnswer {
+    Page(Box<arca_search::ShardPage>),
+    Refused(arca_types::query::QueryLimitError),
 }
 
 /// A message to archive: its folder (below the archive's top-level folder), bytes, and whether the
@@ -688,13 +698,13 @@ impl ArchiveService {
         query: ShardQuery,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
         match self.place(tenant, id).await? {
-            Placement::Here(served) => search_served(&served, id, &query),
+            Placement::Here(served) => search_served(&served, id, query).await,
             Placement::There(node) => {
-                self.forward(
-                    node,
-                    &Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) },
-                )
-                .await
+                let request = Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) };
+                match self.forward(node, &request).await? {
+                    ShardAnswer::Page(page) => Ok(*page),
+                    ShardAnswer::Refused(limit) => Err(limit.into()),
+                }
             }
         }
     }
@@ -720,7 +730,12 @@ impl ArchiveService {
             }
             Remote::Search { tenant, shard, query } => {
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
-                serde_json::to_value(search_served(&served, shard, &query).map_err(failed)?)
+                let answer = match search_served(&served, shard, *query).await {
+                    Ok(page) => ShardAnswer::Page(Box::new(page)),
+                    Err(ArchiveError::QueryLimit(limit)) => ShardAnswer::Refused(limit),
+                    Err(e) => return Err(e.to_string()),
+                };
+                serde_json::to_value(answer)
             }
             Remote::Fetch { tenant, shard, number, readable } => {
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
@@ -749,13 +764,19 @@ impl ArchiveService {
         answer.map_err(|e| e.to_string())
     }
 
-    /// Searches every shard of `tenant` within `scopes`; shards that fail are listed, not hidden.
+    /// Searches every shard of `tenant` within `scopes` and the `[search]` bounds; shards that fail or do
+    /// not answer within `search.timeout_ms` (and a second) are listed, not hidden. A search over a bound,
+    /// here or on any store, is refused whole ([`ArchiveError::QueryLimit`]).
     pub async fn search(
         &self,
         tenant: &str,
         scopes: Vec<Scope>,
         request: &SearchRequest,
+        limits: &arca_types::config::SearchConfig,
     ) -> Result<(MergedPage, Vec<ShardId>), ArchiveError> {
+        arca_search::check_request(request, limits)?;
+        let started = tokio::time::Instant::now();
+        let wait = std::time::Duration::from_millis(limits.timeout_ms.saturating_add(1000));
         self.meta.linearizable().await?;
         let shards: Vec<ShardId> = self.meta.with_state(|s| {
             s.tenant(tenant).map(|t| {
@@ -779,7 +800,7 @@ impl ArchiveService {
             ),
             None => None,
         };
-        let limit = request.limit.clamp(1, 1000) as usize;
+        let limit = request.limit.max(1) as usize;
         let mut pages = Vec::new();
         let mut missing = Vec::new();
         for id in shards {
@@ -790,11 +811,21 @@ impl ArchiveService {
                 sort: request.sort,
                 limit,
                 after: cursor.as_ref().map(|c| c.for_shard(id)),
+                bounds: arca_search::ShardBounds::from_config(limits),
             };
-            match self.search_shard(tenant, id, q).await {
-                Ok(page) => pages.push((id, page)),
-                Err(e) => {
-                    tracing::warn!(shard = id, "store did not answer the search: {e}");
+            match tokio::time::timeout_at(started + wait, self.search_shard(tenant, id, q)).await {
+                Ok(Ok(page)) => pages.push((id, page)),
+                Ok(Err(ArchiveError::QueryLimit(limit))) => return Err(limit.into()),
+                Ok(Err(e)) => {
+                    tracing::warn!(shard = id, error = %e, "store did not answer the search");
+                    missing.push(id);
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        shard = id,
+                        wait_ms = wait.as_millis(),
+                        "store did not answer the search in time"
+                    );
                     missing.push(id);
                 }
             }
@@ -1008,15 +1039,24 @@ fn encoded_message_bytes(folder: &str, base64_len: usize) -> usize {
     base64_len + folder.len().saturating_mul(6) + 16
 }
 
-fn search_served(
+async fn search_served(
     served: &Served,
     id: ShardId,
-    query: &ShardQuery,
+    query: ShardQuery,
 ) -> Result<arca_search::ShardPage, ArchiveError> {
     if !served.complete.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ArchiveError::Search(format!("store {id} has no complete index (rebuild it)")));
     }
-    served.index.search(query).map_err(|e| ArchiveError::Search(e.to_string()))
+    // The search is CPU work of up to `search.timeout_ms`: off the async workers.
+    let index = served.index.clone();
+    let searched = tokio::task::spawn_blocking(move || index.search(&query))
+        .await
+        .map_err(|e| ArchiveError::Search(format!("store {id}: the search task failed: {e}")))?;
+    match searched {
+        Ok(page) => Ok(page),
+        Err(arca_search::SearchError::Limit(limit)) => Err(limit.into()),
+        Err(e) => Err(ArchiveError::Search(e.to_string())),
+    }
 }
 
 async fn fetch_served(

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::ApiContext;
 use crate::auth::ArchiveAccess;
-use crate::data::{archive_service, caller, denied, error, page_json, sort_key};
+use crate::data::{
+    archive_service, caller, denied, error, page_json, refused, search_failed, search_turn, sort_key,
+};
 use crate::listener::PeerAddr;
 use arca_ingest::view::{ViewOptions, attachment, content_disposition, render_message, safe_file_name};
 use arca_search::{MergedCursor, Scope, parse_query};
@@ -189,7 +191,14 @@ pub async fn messages(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match service.search(&caller.tenant, vec![Scope::archive(access.id)], &request).await {
+    if let Err(e) = arca_search::check_request(&request, &ctx.search) {
+        return refused(&e);
+    }
+    let _turn = match search_turn(&ctx).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match service.search(&caller.tenant, vec![Scope::archive(access.id)], &request, &ctx.search).await {
         Ok((page, missing)) => {
             let names = [(access.id, access.name.clone())].into_iter().collect();
             let mut answer = page_json(&page, &missing, &names);
@@ -197,7 +206,7 @@ pub async fn messages(
             answer["folder"] = json!(folder);
             axum::Json(answer).into_response()
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => search_failed(e),
     }
 }
 

@@ -438,15 +438,60 @@ struct SearchBody {
     export: bool,
 }
 
+/// The answer to a search over a `[search]` bound: 413 for the body, 400 for the rest; names the setting.
+pub(crate) fn refused(e: &arca_types::query::QueryLimitError) -> Response {
+    let status = match e {
+        arca_types::query::QueryLimitError::RequestBytes { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut r = error(status, e.to_string());
+    if let Ok(v) = header::HeaderValue::from_str(e.setting()) {
+        r.headers_mut().insert("x-arca-limit", v);
+    }
+    r
+}
+
+/// A turn to run a search (`search.max_concurrent` at once); waits up to `search.timeout_ms`.
+pub(crate) async fn search_turn(ctx: &ApiContext) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
+    let wait = std::time::Duration::from_millis(ctx.search.timeout_ms);
+    match tokio::time::timeout(wait, ctx.searches.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this node is running {} searches (setting search.max_concurrent); try again",
+                ctx.search.max_concurrent
+            ),
+        )),
+    }
+}
+
+/// The answer to a failed search: a bound it broke is the caller's error (4xx), anything else 503.
+pub(crate) fn search_failed(e: crate::archive::ArchiveError) -> Response {
+    match e {
+        crate::archive::ArchiveError::QueryLimit(limit) => refused(&limit),
+        e @ crate::archive::ArchiveError::Search(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        e => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
 async fn search(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let caller = match caller(&ctx, &headers, addr).await {
         Ok(c) => c,
         Err(r) => return r,
+    };
+    let limit = ctx.search.max_request_bytes;
+    let body = match crate::body::read(body, limit, "search.max_request_bytes").await {
+        Ok(b) => b,
+        Err(crate::body::BodyError::TooLarge { .. }) => {
+            return refused(&arca_types::query::QueryLimitError::RequestBytes { limit });
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let body: SearchBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -492,17 +537,24 @@ async fn search(
         Ok(s) => s,
         Err(r) => return r,
     };
+    if let Err(e) = arca_search::check_request(&request, &ctx.search) {
+        return refused(&e);
+    }
     if scopes.is_empty() {
         return axum::Json(json!({"total": 0, "hits": [], "next": null, "missingShards": []}))
             .into_response();
     }
-    match service.search(&caller.tenant, scopes, &request).await {
+    let _turn = match search_turn(&ctx).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match service.search(&caller.tenant, scopes, &request, &ctx.search).await {
         Ok((page, missing)) => {
             let names: std::collections::HashMap<u64, String> =
                 readable.iter().map(|a| (a.id, a.name.clone())).collect();
             axum::Json(page_json(&page, &missing, &names)).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => search_failed(e),
     }
 }
 

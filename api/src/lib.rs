@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod args;
 pub mod auth;
+pub mod body;
 pub mod browse;
 pub mod calls;
 pub mod catalogue;
@@ -17,6 +18,7 @@ pub mod data;
 pub mod envelope;
 pub mod functions;
 pub mod listener;
+pub mod log_level;
 pub mod routes;
 pub mod throttle;
 
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_raft::MetaNode;
+use arca_types::config::{ApiConfig, SearchConfig};
 
 /// Everything a request handler needs; shared by all connections of a node.
 #[derive(Debug)]
@@ -40,6 +43,12 @@ pub struct ApiContext {
     pub archive: Option<Arc<archive::ArchiveService>>,
     pub gate: auth::Gate,
     pub metrics: routes::Metrics,
+    /// Request bounds of the Administration API (`[api]`).
+    pub api: ApiConfig,
+    /// Bounds of one search (`[search]`).
+    pub search: SearchConfig,
+    /// Turns for searches: `search.max_concurrent` run at once.
+    pub searches: tokio::sync::Semaphore,
 }
 
 impl ApiContext {
@@ -51,8 +60,12 @@ impl ApiContext {
         invoke_wait: Duration,
         archive: Option<Arc<archive::ArchiveService>>,
         gate: auth::Gate,
+        (api, search): (ApiConfig, SearchConfig),
     ) -> Arc<ApiContext> {
         let ctx = Arc::new(ApiContext {
+            searches: tokio::sync::Semaphore::new(search.max_concurrent.max(1) as usize),
+            api,
+            search,
             calls: calls::Calls::new(meta.id()),
             archive,
             meta,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +43,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/api/cluster/local-state", post(local_state))
         .route("/api/cluster/promote", post(cluster_promote))
         .route("/api/cluster/remove", post(cluster_remove))
+        .route("/api/log-level", post(log_level))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -86,6 +87,19 @@ async fn admin(ctx: &ApiContext, headers: &HeaderMap, addr: SocketAddr) -> Resul
     ctx.gate.admin(&ctx.meta, headers, addr).await.map_err(|d| denied(ctx, d))
 }
 
+/// The body of an Administration API request, within `api.max_request_bytes`; over it, 413 naming the
+/// setting (in the envelope).
+async fn admin_body(ctx: &ApiContext, body: Body) -> Result<axum::body::Bytes, Response> {
+    crate::body::read(body, ctx.api.max_request_bytes, "api.max_request_bytes").await.map_err(|e| {
+        let status = match e {
+            crate::body::BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::body::BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        let envelope = Envelope::failure(ApiError::new(e.to_string())).into_response().into_body();
+        (status, no_cache_headers(), envelope).into_response()
+    })
+}
+
 fn form(body: &[u8]) -> Result<Vec<(String, String)>, Response> {
     serde_urlencoded::from_bytes(body).map_err(|e| {
         Envelope::failure(ApiError::new(format!("the request body is not url-encoded form data: {e}")))
@@ -114,10 +128,14 @@ async fn invoke(
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     Path(function): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let caller = match admin(&ctx, &headers, addr).await {
         Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = match admin_body(&ctx, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     ctx.metrics.invokes.fetch_add(1, Ordering::Relaxed);
@@ -130,7 +148,7 @@ async fn invoke(
     };
     // Arguments are checked first, also for functions not implemented yet, so that a wrong argument name
     // (e.g. `timeZoneId` for `GetWorkerResults`) is reported as such (OPS-01).
-    let args = match Args::parse(spec, &body) {
+    let args = match Args::parse(spec, &body, ctx.api.max_argument_bytes) {
         Ok(a) => a,
         Err(e) => {
             ctx.metrics.failures.fetch_add(1, Ordering::Relaxed);
@@ -165,10 +183,10 @@ async fn token_request(
     ctx: &ApiContext,
     headers: &HeaderMap,
     addr: SocketAddr,
-    body: &[u8],
+    body: Body,
 ) -> Result<(Caller, Vec<(String, String)>, String), Response> {
     let caller = admin(ctx, headers, addr).await?;
-    let pairs = form(body)?;
+    let pairs = form(&admin_body(ctx, body).await?)?;
     let Some(token) = field(&pairs, "token").map(str::to_string) else {
         return Err(Envelope::failure(ApiError::new("missing mandatory argument 'token'")).into_response());
     };
@@ -179,9 +197,9 @@ async fn get_status(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (caller, pairs, token) = match token_request(&ctx, &headers, addr, &body).await {
+    let (caller, pairs, token) = match token_request(&ctx, &headers, addr, body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -198,9 +216,9 @@ async fn cancel_async(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let (caller, _, token) = match token_request(&ctx, &headers, addr, &body).await {
+    let (caller, _, token) = match token_request(&ctx, &headers, addr, body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -338,13 +356,17 @@ async fn membership(
     ctx: &ApiContext,
     addr: SocketAddr,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
     promote: bool,
 ) -> Response {
     if let Err(r) = admin(ctx, headers, addr).await {
         return r;
     }
-    let pairs = match form(body) {
+    let body = match admin_body(ctx, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let pairs = match form(&body) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -366,18 +388,53 @@ async fn cluster_promote(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    membership(&ctx, addr, &headers, &body, true).await
+    membership(&ctx, addr, &headers, body, true).await
 }
 
 async fn cluster_remove(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    membership(&ctx, addr, &headers, &body, false).await
+    membership(&ctx, addr, &headers, body, false).await
+}
+
+/// `POST /api/log-level` (administrators; form argument `level`, optional): sets this node's log filter
+/// at run time (OPS-10) and answers the filter in force. Without `level` it only answers it.
+async fn log_level(
+    State(ctx): Ctx,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = admin(&ctx, &headers, addr).await {
+        return r;
+    }
+    let pairs = match admin_body(&ctx, body).await {
+        Ok(b) => match form(&b) {
+            Ok(p) => p,
+            Err(r) => return r,
+        },
+        Err(r) => return r,
+    };
+    if let Some((name, _)) = pairs.iter().find(|(k, _)| k != "level") {
+        return Envelope::failure(ApiError::new(format!("unknown argument '{name}' (only 'level')")))
+            .into_response();
+    }
+    if let Some(level) = field(&pairs, "level") {
+        if let Err(e) = crate::log_level::set(level) {
+            return Envelope::failure(ApiError::new(e.to_string())).into_response();
+        }
+        tracing::info!(level = ?level, "log level changed through the API");
+    }
+    match crate::log_level::current() {
+        Some(level) => Envelope::success(json!({ "level": level })).into_response(),
+        None => Envelope::failure(ApiError::new(crate::log_level::LogLevelError::Unavailable.to_string()))
+            .into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -7,6 +7,7 @@ pub mod cluster_cmd;
 pub mod data_cmd;
 pub mod data_lock;
 pub mod export_cmd;
+pub mod logging;
 pub mod reimport;
 pub mod serve;
 pub mod store_cmd;

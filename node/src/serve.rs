@@ -298,6 +298,7 @@ pub async fn run_until(
         Duration::from_millis(config.api.invoke_wait_ms),
         Some(archive),
         arca_api::auth::Gate::new(&config.api),
+        (config.api.clone(), config.search.clone()),
     );
     api_listener.set_nonblocking(true)?;
     let api_tcp = tokio::net::TcpListener::from_std(api_listener)?;

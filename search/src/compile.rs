@@ -32,15 +32,19 @@ use arca_types::ArchiveId;
 use arca_types::query::{
     CivilDate, Field, Filters, FolderFilter, Pattern, Priority, Query, SizeRange, TextTargets, WildcardToken,
 };
+use std::sync::Arc;
 use tantivy::Term;
+
 use tantivy::query::{
     BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, RegexQuery, TermQuery,
 };
 use tantivy::schema::{Field as TField, IndexRecordOption};
 
 use crate::error::SearchError;
+use crate::limits::{self, Budget};
 use crate::schema::{Fields, PartyFields, folder_term, priority_code};
 use crate::tokenizer::{Unit, analyze_query_word, nfc};
+use crate::wildcard::BoundedRegexQuery;
 
 /// The advanced-search filters with dates resolved to Unix ranges; what a shard runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -114,35 +118,67 @@ enum Mode {
     ExcludedAny,
 }
 
-/// Compiles a search of one shard into a tantivy query.
+/// Compiles a search of one shard into a tantivy query whose wildcard terms run within `budget`.
 pub fn compile(
     fields: &Fields,
     query: &Query,
     filters: &ResolvedFilters,
     scopes: &[Scope],
+    budget: &Arc<Budget>,
 ) -> Result<Q, SearchError> {
+    let mut wild = Wildcards { budget, numbered: 0 };
     let mut clauses: Vec<(Occur, Q)> = vec![(Occur::Must, scope_query(fields, scopes))];
     let any = filters.targets.fields();
     for term in &query.terms {
         let targets = if term.field == Field::Any { any.clone() } else { vec![term.field] };
         let mode = if term.exclude && term.field == Field::Any { Mode::ExcludedAny } else { Mode::Full };
-        push_term(&mut clauses, fields, &targets, &term.pattern, mode, term.exclude)?;
+        push_term(&mut clauses, fields, &mut wild, &targets, &term.pattern, mode, term.exclude)?;
     }
     let boxes =
         [(&filters.from, vec![Field::From]), (&filters.recipients, vec![Field::To, Field::Cc, Field::Bcc])];
     for (q, box_fields) in boxes {
         for term in &q.terms {
             let targets = if term.field == Field::Any { box_fields.clone() } else { vec![term.field] };
-            push_term(&mut clauses, fields, &targets, &term.pattern, Mode::Full, term.exclude)?;
+            push_term(&mut clauses, fields, &mut wild, &targets, &term.pattern, Mode::Full, term.exclude)?;
         }
     }
     push_filters(&mut clauses, fields, filters);
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
+/// The budget wildcard terms run within, and how many were compiled (they are numbered in errors in the
+/// order [`crate::limits::check_queries`] counts them).
+struct Wildcards<'a> {
+    budget: &'a Arc<Budget>,
+    numbered: usize,
+}
+
+impl Wildcards<'_> {
+    /// The automaton of the next wildcard term (and of its reversed form, for `*suffix`).
+    fn next(&mut self, tokens: &[WildcardToken]) -> Result<Automata, SearchError> {
+        self.numbered += 1;
+        if let Some(re) = reversed_prefix_regex(tokens) {
+            return Ok(Automata::Reversed(limits::regex(&re, self.numbered)?));
+        }
+        Ok(Automata::Forward(limits::wildcard_automaton(tokens, self.numbered)?))
+    }
+
+    /// A bounded wildcard query of `automaton` on `field`.
+    fn query(&self, field: TField, automaton: &Arc<tantivy_fst::Regex>) -> Q {
+        Box::new(BoundedRegexQuery::new(field, automaton.clone(), self.budget.clone()))
+    }
+}
+
+/// The compiled automaton of a wildcard term: on the fields, or on their reversed-term companions.
+enum Automata {
+    Forward(Arc<tantivy_fst::Regex>),
+    Reversed(Arc<tantivy_fst::Regex>),
+}
+
 fn push_term(
     clauses: &mut Vec<(Occur, Q)>,
     fields: &Fields,
+    wild: &mut Wildcards<'_>,
     targets: &[Field],
     pattern: &Pattern,
     mode: Mode,
@@ -155,7 +191,7 @@ fn push_term(
         }
         return Ok(());
     }
-    let q = pattern_query(fields, targets, pattern, mode)?;
+    let q = pattern_query(fields, wild, targets, pattern, mode)?;
     clauses.push((if exclude { Occur::MustNot } else { Occur::Must }, q));
     Ok(())
 }
@@ -187,10 +223,15 @@ fn text_field(fields: &Fields, field: Field) -> Option<FieldPair> {
 /// The query of one pattern over a set of concrete fields (any of them may match).
 fn pattern_query(
     fields: &Fields,
+    wild: &mut Wildcards<'_>,
     targets: &[Field],
     pattern: &Pattern,
     mode: Mode,
 ) -> Result<Q, SearchError> {
+    let automata = match pattern {
+        Pattern::Wildcard(tokens) => Some(wild.next(tokens)?),
+        Pattern::Word(_) | Pattern::Phrase(_) => None,
+    };
     let mut any: Vec<(Occur, Q)> = Vec::new();
     for &target in targets {
         // Each concrete field with its reversed-term companion.
@@ -215,23 +256,20 @@ fn pattern_query(
                     }
                 }
             }
-            Pattern::Wildcard(tokens) => {
-                if let Some(re) = reversed_prefix_regex(tokens) {
-                    // `*suffix`: a prefix walk on the reversed terms instead of a whole-dictionary scan.
+            Pattern::Wildcard(_) => match &automata {
+                // `*suffix`: a prefix walk on the reversed terms instead of a whole-dictionary scan.
+                Some(Automata::Reversed(a)) => {
                     for (_, rev) in pairs.iter().chain(raw_pair.iter()) {
-                        let q = RegexQuery::from_pattern(&re, *rev)
-                            .map_err(|e| SearchError::Query(format!("wildcard '{re}': {e}")))?;
-                        any.push((Occur::Should, Box::new(q)));
+                        any.push((Occur::Should, wild.query(*rev, a)));
                     }
-                    continue;
                 }
-                let re = wildcard_regex(tokens);
-                for f in texts.iter().chain(raw.iter()) {
-                    let q = RegexQuery::from_pattern(&re, *f)
-                        .map_err(|e| SearchError::Query(format!("wildcard '{re}': {e}")))?;
-                    any.push((Occur::Should, Box::new(q)));
+                Some(Automata::Forward(a)) => {
+                    for f in texts.iter().chain(raw.iter()) {
+                        any.push((Occur::Should, wild.query(*f, a)));
+                    }
                 }
-            }
+                None => {}
+            },
             Pattern::Phrase(words) => {
                 let units: Vec<Unit> = words.iter().flat_map(|w| analyze_query_word(w).units).collect();
                 for f in &texts {

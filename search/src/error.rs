@@ -16,9 +16,12 @@ pub enum SearchError {
     /// A search-after cursor that this search did not produce (wrong sort, malformed).
     #[error("invalid cursor: {0}")]
     BadCursor(String),
-    /// A query part that cannot be run (e.g. a wildcard whose automaton is too large).
+    /// A query part that cannot be run.
     #[error("cannot run the query: {0}")]
     Query(String),
+    /// The search is over one of the `[search]` bounds: a query error, not a failed store.
+    #[error(transparent)]
+    Limit(#[from] arca_types::query::QueryLimitError),
 }
 
 /// A `map_err` adapter that wraps a tantivy error with its context.

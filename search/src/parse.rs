@@ -579,4 +579,63 @@ mod tests {
              use '*' instead: Mei*",
         );
     }
+
+    /// Property tests (`prop_*`): no input panics the parser, and every error names a place in the
+    /// input. `PROPTEST_CASES=100000 cargo nextest run -p arca-search prop_` runs them longer.
+    mod prop {
+        use proptest::prelude::*;
+
+        use super::parse_query;
+
+        /// Query-like text: the characters the grammar gives meaning to, mixed with any character.
+        fn query_text() -> impl Strategy<Value = String> {
+            let special = prop::sample::select(vec![
+                ' ', '\t', '\n', '"', '-', '*', '?', ':', '\'', '+', '.', '@', '/', '_', 'a', 'Z', '0', 'ü',
+                'u', '\u{308}', '東', '\0', '\u{a0}',
+            ]);
+            let word = prop::sample::select(vec![
+                "subject:",
+                "from:",
+                "to:",
+                "cc:",
+                "bcc:",
+                "bcontent:",
+                "acontent:",
+                "foo:",
+            ]);
+            let piece = prop_oneof![
+                3 => special.prop_map(String::from),
+                1 => word.prop_map(String::from),
+                1 => any::<char>().prop_map(String::from),
+            ];
+            prop::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn prop_query_text_never_panics_and_errors_name_a_position(text in query_text()) {
+                let chars = crate::tokenizer::nfc(&text).chars().count();
+                match parse_query(&text) {
+                    Ok(query) => {
+                        for term in &query.terms {
+                            prop_assert!(!matches!(&term.pattern, arca_types::query::Pattern::Phrase(w) if w.len() < 2));
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(e.position < chars, "{e} in {text:?} ({chars} characters)");
+                        let place = format!("at character {}:", e.position + 1);
+                        prop_assert!(e.to_string().contains(&place), "{e}");
+                    }
+                }
+            }
+
+            #[test]
+            fn prop_any_string_never_panics_the_parser(text in any::<String>()) {
+                let chars = crate::tokenizer::nfc(&text).chars().count();
+                if let Err(e) = parse_query(&text) {
+                    prop_assert!(e.position < chars, "{e} in {text:?}");
+                }
+            }
+        }
+    }
 }

@@ -24,11 +24,12 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
+use tantivy::{DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED, TantivyDocument};
 
 use crate::compile::{ResolvedFilters, Scope, compile};
 use crate::error::{SearchError, tantivy_err};
 use crate::index::ShardIndex;
+use crate::limits::{Budget, ShardBounds};
 use crate::schema::{names, priority_from_code};
 use crate::tokenizer::{Unit, analyze, analyze_query_word, fold, nfc};
 
@@ -70,6 +71,9 @@ pub struct ShardQuery {
     pub limit: usize,
     /// Hits strictly after this position; `None` = first page.
     pub after: Option<ShardCursor>,
+    /// Time and wildcard expansion this search may use on the store.
+    #[serde(default)]
+    pub bounds: ShardBounds,
 }
 
 /// Which stored string a highlight range refers to.
@@ -141,10 +145,23 @@ impl ShardPage {
 }
 
 impl ShardIndex {
-    /// Runs a search on the last committed state of the index.
+    /// Runs a search on the last committed state of the index, within its bounds: a search that
+    /// breaks one (time, wildcard expansion) fails with [`SearchError::Limit`].
     pub fn search(&self, q: &ShardQuery) -> Result<ShardPage, SearchError> {
+        let budget = Budget::start(q.bounds);
+        self.search_within(q, &budget).map_err(|e| match budget.broken() {
+            Some(limit) => SearchError::Limit(limit),
+            None => e,
+        })
+    }
+
+    fn search_within(
+        &self,
+        q: &ShardQuery,
+        budget: &std::sync::Arc<Budget>,
+    ) -> Result<ShardPage, SearchError> {
         let fields = self.fields();
-        let query = compile(fields, &q.query, &q.filters, &q.scopes)?;
+        let query = compile(fields, &q.query, &q.filters, &q.scopes, budget)?;
         if let Some(after) = &q.after {
             let ok = matches!(
                 (&after.value, q.sort.key),
@@ -161,8 +178,8 @@ impl ShardIndex {
             .map_err(tantivy_err("prepare search"))?;
         let mut fruits = Vec::new();
         for (ord, reader) in searcher.segment_readers().iter().enumerate() {
-            let fruit = collector
-                .collect_segment(weight.as_ref(), ord as SegmentOrdinal, reader)
+            budget.check_time()?;
+            let fruit = collect_segment(&collector, weight.as_ref(), ord as SegmentOrdinal, reader, budget)
                 .map_err(tantivy_err("search segment"))?;
             fruits.push(fruit);
         }
@@ -198,6 +215,35 @@ impl ShardIndex {
         }
         Ok(ShardPage { hits, total: fruit.total, remaining: fruit.remaining })
     }
+}
+
+/// Documents collected between two looks at the clock.
+const CLOCK_EVERY: u32 = 4096;
+
+/// Collects one segment's matches, looking at the search's deadline as it goes.
+fn collect_segment(
+    collector: &TopCollector,
+    weight: &dyn tantivy::query::Weight,
+    ord: SegmentOrdinal,
+    reader: &SegmentReader,
+    budget: &Budget,
+) -> tantivy::Result<Fruit> {
+    let mut segment = collector.for_segment(ord, reader)?;
+    let mut scorer = weight.scorer(reader, 1.0)?;
+    let alive = reader.alive_bitset();
+    let mut doc = scorer.doc();
+    let mut seen = 0u32;
+    while doc != TERMINATED {
+        if alive.is_none_or(|a| a.is_alive(doc)) {
+            segment.collect(doc, 0.0);
+        }
+        seen = seen.wrapping_add(1);
+        if seen.is_multiple_of(CLOCK_EVERY) {
+            budget.check_time().map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
+        }
+        doc = scorer.advance();
+    }
+    Ok(segment.harvest())
 }
 
 /// Compares two (value, number, archive) keys in the requested direction.

@@ -119,6 +119,7 @@ fn shard_query(query: Query, filters: ResolvedFilters) -> ShardQuery {
         sort: Sort { key: SortKey::Date, ascending: true },
         limit: 1000,
         after: None,
+        bounds: Default::default(),
     }
 }
 
@@ -197,7 +198,9 @@ fn leading_wildcard_runs_on_the_reversed_fields_with_the_results_of_the_regex_sc
     ]);
     let fields = idx.fields();
     let compiled = |q: &Query| {
-        let c = crate::compile::compile(fields, q, &ResolvedFilters::default(), &[Scope::archive(ARCHIVE)])
+        let budget = crate::limits::Budget::start(Default::default());
+        let scopes = [Scope::archive(ARCHIVE)];
+        let c = crate::compile::compile(fields, q, &ResolvedFilters::default(), &scopes, &budget)
             .expect("compile");
         format!("{c:?}")
     };
@@ -961,4 +964,37 @@ fn deleting_an_archive_removes_only_its_messages() {
     let mut q = shard_query(Query::default(), ResolvedFilters::default());
     q.scopes.push(Scope::archive(2));
     assert_eq!(numbers_of(&idx, &q), vec![1, 2, 3, 4, 6]);
+}
+
+// ---- Invariant 7: a search is bounded on the store --------------------------------------------------------
+
+#[test]
+fn a_wildcard_matching_more_words_than_allowed_is_a_query_error() {
+    let idx = index(vec![m().subject("alpha beta gamma delta epsilon"), m().body("zeta theta iota kappa")]);
+    let bounds = crate::limits::ShardBounds { max_wildcard_expansion: 3, ..Default::default() };
+    let wide =
+        ShardQuery { bounds, ..shard_query(parse_query("*a").expect("parses"), ResolvedFilters::default()) };
+    match idx.search(&wide) {
+        Err(crate::SearchError::Limit(e)) => {
+            assert_eq!(e, arca_types::query::QueryLimitError::WildcardExpansion { limit: 3 });
+            assert!(e.to_string().contains("search.max_wildcard_expansion"), "{e}");
+        }
+        other => panic!("expected the expansion limit, got {other:?}"),
+    }
+    let narrow = ShardQuery {
+        bounds,
+        ..shard_query(parse_query("alp*").expect("parses"), ResolvedFilters::default())
+    };
+    assert_eq!(idx.search(&narrow).expect("within the bound").total, 1);
+}
+
+#[test]
+fn a_search_past_its_deadline_is_a_query_error() {
+    let idx = index(vec![m().subject("alpha")]);
+    let bounds = crate::limits::ShardBounds { timeout_ms: 0, ..Default::default() };
+    let q = ShardQuery { bounds, ..shard_query(Query::default(), ResolvedFilters::default()) };
+    match idx.search(&q) {
+        Err(crate::SearchError::Limit(e)) => assert!(e.to_string().contains("search.timeout_ms"), "{e}"),
+        other => panic!("expected the time limit, got {other:?}"),
+    }
 }

@@ -97,4 +97,26 @@ mod tests {
             vec!["Müller", "straße", "ΑΘΗΝΑ", "東京", "١٢٣"]
         );
     }
+
+    /// Property test (`prop_*`): the words of any text are non-empty pieces of it, never starting or
+    /// ending with a separator, and their parts hold no separator.
+    mod prop {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn prop_words_are_trimmed_pieces_of_the_text(text in any::<String>()) {
+                for word in split_words(&text) {
+                    prop_assert!(!word.is_empty());
+                    prop_assert!(text.contains(word));
+                    prop_assert!(!word.starts_with(is_separator) && !word.ends_with(is_separator), "{word:?}");
+                    for part in split_parts(word) {
+                        prop_assert!(!part.is_empty() && !part.contains(is_separator), "{part:?}");
+                    }
+                }
+            }
+        }
+    }
 }

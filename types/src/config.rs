@@ -26,6 +26,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    pub search: SearchConfig,
 }
 
 /// `[storage]`: where packs, indexes and manifests live.
@@ -117,14 +118,59 @@ pub struct ApiConfig {
     pub login_backoff_max_ms: u64,
     /// Failed logins are forgotten after this long without a new failure.
     pub login_failure_memory_ms: u64,
+    /// Largest request body of an Administration API route (`/api/invoke/…`, `get-status`, …), bytes.
+    pub max_request_bytes: u64,
+    /// Largest value of one Administration API argument, bytes (after url-decoding).
+    pub max_argument_bytes: u64,
 }
 
 /// `[log]`: diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// A `tracing` filter such as `info` or `arca_raft=debug,info`.
+    /// A `tracing` filter such as `info` or `arca_raft=debug,info`; changeable at run time through
+    /// `POST /api/log-level`.
     pub level: String,
+    /// How log lines are written to stderr.
+    pub format: LogFormat,
+}
+
+/// The shape of log lines (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event; colours only when stderr is a terminal; control characters in
+    /// messages and fields escaped, so user input cannot forge a line.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[search]`: the bounds of one search request (invariant 7). A request over one is refused with a 4xx
+/// answer naming the setting; a search that runs out of time is refused, not answered partially.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Largest body of `POST /api/data/search`, bytes (query text, filters, cursor).
+    pub max_request_bytes: u64,
+    /// Most words in one search: each word, wildcard and word of a phrase counts, in the query and
+    /// in the From and To/Cc/Bcc boxes.
+    pub max_terms: u32,
+    /// Most wildcard terms (`*`, `?`) in one search.
+    pub max_wildcards: u32,
+    /// Longest wildcard term, in characters.
+    pub max_wildcard_chars: u32,
+    /// Most distinct indexed words one wildcard term may match in one index segment of a store.
+    pub max_wildcard_expansion: u64,
+    /// Largest page (`limit`) of a search or message list.
+    pub max_results: u32,
+    /// Time one search may take on a store, milliseconds; the receiving node waits this long plus
+    /// a second for every store's answer and lists stores that did not answer as missing.
+    pub timeout_ms: u64,
+    /// Searches this node runs at once; further ones wait up to `timeout_ms` for a turn, then are
+    /// refused with 503.
+    pub max_concurrent: u32,
 }
 
 impl Default for DataConfig {
@@ -170,12 +216,28 @@ impl Default for ApiConfig {
             login_failures_per_address: 100,
             login_backoff_max_ms: 60_000,
             login_failure_memory_ms: 900_000,
+            max_request_bytes: 1 << 20,
+            max_argument_bytes: 64 << 10,
         }
     }
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            max_request_bytes: 64 << 10,
+            max_terms: 64,
+            max_wildcards: 8,
+            max_wildcard_chars: 64,
+            max_wildcard_expansion: 100_000,
+            max_results: 1000,
+            timeout_ms: 10_000,
+            max_concurrent: 16,
+        }
     }
 }
 
@@ -242,6 +304,10 @@ login_failures_per_account = 30
 login_failures_per_address = 100
 login_backoff_max_ms = 60000
 login_failure_memory_ms = 900000
+# Largest request body of an Administration API route, and largest value of one argument (bytes);
+# larger ones are refused with 413 / an error naming the setting.
+max_request_bytes = 1048576
+max_argument_bytes = 65536
 
 [storage]
 # Where packs, indexes and manifests live: empty = <data.dir>/objects; file:///path; s3://bucket/prefix.
@@ -257,7 +323,29 @@ secret_access_key_file = ""
 allow_http = false
 
 [log]
+# A tracing filter, e.g. "info" or "arca_raft=debug,info"; change it at run time with
+# POST /api/log-level (level=<filter>, administrators) on the node concerned.
 level = "info"
+# "text" (colours only when stderr is a terminal; control characters escaped) or "json" (one object a line).
+format = "text"
+
+[search]
+# Bounds of one search request; a request over one is refused (400, 413 or 422) naming the setting.
+# Largest body of POST /api/data/search, bytes.
+max_request_bytes = 65536
+# Most words in one search (each word, wildcard and word of a phrase; query and From/To boxes).
+max_terms = 64
+# Most wildcard terms in one search, and the longest one in characters.
+max_wildcards = 8
+max_wildcard_chars = 64
+# Most distinct indexed words one wildcard may match in one index segment of a store.
+max_wildcard_expansion = 100000
+# Largest page of hits (limit) of a search or message list.
+max_results = 1000
+# Time a search may take on a store (ms); a search that takes longer is refused, not cut short.
+timeout_ms = 10000
+# Searches this node runs at once; more wait up to timeout_ms for a turn, then get 503.
+max_concurrent = 16
 "#;
 
 impl Config {

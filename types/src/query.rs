@@ -198,6 +198,68 @@ pub struct QuerySyntaxError {
     pub reason: String,
 }
 
+/// A search over one of the bounds of the `[search]` settings: a query error (answered 4xx, naming the
+/// setting), never a missing store. Patterns are never quoted whole (they may be huge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+pub enum QueryLimitError {
+    /// The request body is larger than `search.max_request_bytes`.
+    #[error("the search request has more than {limit} bytes (setting search.max_request_bytes)")]
+    RequestBytes { limit: u64 },
+    /// More words than `search.max_terms`.
+    #[error("the search has {count} words; at most {limit} are allowed (setting search.max_terms)")]
+    Terms { count: usize, limit: u32 },
+    /// More wildcard terms than `search.max_wildcards`.
+    #[error(
+        "the search has {count} wildcard terms; at most {limit} are allowed (setting search.max_wildcards)"
+    )]
+    Wildcards { count: usize, limit: u32 },
+    /// A wildcard term longer than `search.max_wildcard_chars`.
+    #[error(
+        "wildcard term {term} has {chars} characters; at most {limit} are allowed (setting search.max_wildcard_chars)"
+    )]
+    WildcardChars {
+        /// 1-based number of the wildcard term in the search.
+        term: usize,
+        chars: usize,
+        limit: u32,
+    },
+    /// A wildcard term whose automaton is larger than the index allows (too many `?` after a `*`).
+    #[error(
+        "wildcard term {term} is too complex to run ({reason}); use fewer '?' after a '*' or a shorter \
+         pattern (setting search.max_wildcard_chars)"
+    )]
+    WildcardComplexity { term: usize, reason: String },
+    /// A wildcard term that matches more distinct words than `search.max_wildcard_expansion`.
+    #[error(
+        "a wildcard term matches more than {limit} distinct words in one index segment (setting \
+         search.max_wildcard_expansion); make it more specific"
+    )]
+    WildcardExpansion { limit: u64 },
+    /// A page larger than `search.max_results`.
+    #[error("limit {requested} is over the largest page of {limit} hits (setting search.max_results)")]
+    Results { requested: u32, limit: u32 },
+    /// The search took longer than `search.timeout_ms` on a store.
+    #[error("the search took longer than {limit_ms} ms (setting search.timeout_ms); narrow it")]
+    Timeout { limit_ms: u64 },
+}
+
+impl QueryLimitError {
+    /// The setting whose bound was exceeded, e.g. `search.max_terms` (for logs and metrics).
+    pub fn setting(&self) -> &'static str {
+        match self {
+            QueryLimitError::RequestBytes { .. } => "search.max_request_bytes",
+            QueryLimitError::Terms { .. } => "search.max_terms",
+            QueryLimitError::Wildcards { .. } => "search.max_wildcards",
+            QueryLimitError::WildcardChars { .. } => "search.max_wildcard_chars",
+            QueryLimitError::WildcardComplexity { .. } => "search.max_wildcard_chars",
+            QueryLimitError::WildcardExpansion { .. } => "search.max_wildcard_expansion",
+            QueryLimitError::Results { .. } => "search.max_results",
+            QueryLimitError::Timeout { .. } => "search.timeout_ms",
+        }
+    }
+}
+
 /// One quick-search term: a pattern in a field, or its exclusion (leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -101,14 +101,6 @@ fn load_config(file: Option<&PathBuf>) -> Result<Config> {
     Ok(Config::load(file.map(|p| p.as_path()), std::env::vars())?)
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(
-        std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{level},openraft=warn,h2=warn,tower=warn")),
-    )
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn main() {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -129,7 +121,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Top::Serve { config, join } => {
             let config = load_config(config.as_ref())?;
-            init_logging(&config.log.level);
+            arca_node::logging::init(&config.log)?;
             serve::run(config, join).await
         }
         Top::Config { command: ConfigCmd::Example } => {
