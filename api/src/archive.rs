@@ -58,6 +58,14 @@ impl From<MetaError> for ArchiveError {
     }
 }
 
+/// The reason a folder refusal gives, as the data API names arguments: `folder: <rule broken>`.
+pub fn folder_refusal(e: &MetaError) -> String {
+    match e {
+        MetaError::Invalid { field, reason } => format!("{field}: {reason}"),
+        other => format!("folder: {other}"),
+    }
+}
+
 /// The service name under which nodes forward shard operations to the node serving the shard.
 pub const ARCHIVE_SERVICE: &str = "archive.shard";
 
@@ -514,15 +522,47 @@ impl ArchiveService {
     }
 
     /// Parses and archives raw messages into archive `archive` of `tenant`, each in its folder (path
-    /// below the archive's top-level folder); answers once every message is durable or refused. The
-    /// work goes to the node serving the tenant's current shard.
+    /// below the archive's top-level folder); answers once every message is durable or refused. A
+    /// message whose folder the folder rule or the tree refuses is refused with the rule's name
+    /// (nothing of it is stored); the others proceed, filed under their folder's key.
     pub async fn archive(
         &self,
         tenant: &str,
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
-        self.register_folders(tenant, archive, &messages).await?;
+        let keys = self.register_folders(tenant, archive, &messages).await?;
+        let mut results: Vec<Option<Archived>> = vec![None; messages.len()];
+        let (mut slots, mut filed) = (Vec::new(), Vec::new());
+        for (i, (message, key)) in messages.into_iter().zip(keys).enumerate() {
+            match key {
+                Ok(key) => {
+                    slots.push(i);
+                    filed.push(NewMessage { folder: key, ..message });
+                }
+                Err(refused) => results[i] = Some(Archived::Refused { reason: folder_refusal(&refused) }),
+            }
+        }
+        if !filed.is_empty() {
+            let outcomes = self.archive_filed(tenant, archive, filed).await?;
+            for (slot, outcome) in slots.into_iter().zip(outcomes) {
+                results[slot] = Some(outcome);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Archived::Refused { reason: "not processed".into() }))
+            .collect())
+    }
+
+    /// Archives messages whose `folder` already holds their folder's key (see [`Self::archive`]) on
+    /// the node serving the tenant's current shard.
+    async fn archive_filed(
+        &self,
+        tenant: &str,
+        archive: ArchiveId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Archived>, ArchiveError> {
         let id = self.current_shard(tenant).await?;
         match self.place(tenant, id).await? {
             Placement::Here(served) => self.archive_served(served, id, archive, messages).await,
@@ -601,41 +641,77 @@ impl ArchiveService {
         Ok(())
     }
 
-    /// Records in Raft the folders of `messages` that archive `archive` does not list yet, so that its
-    /// folder tree (ACC-01) shows where mail was archived. A folder name Raft refuses is logged; the
-    /// mail is archived all the same (it stays listed under that folder and found by search).
+    /// The key each message's folder is filed under, recording missing folders in Raft first so that
+    /// the folder tree (ACC-01) shows where mail is. A folder the rule or the tree refuses gives its
+    /// messages that refusal.
     async fn register_folders(
         &self,
         tenant: &str,
         archive: ArchiveId,
         messages: &[NewMessage],
-    ) -> Result<(), ArchiveError> {
-        let missing: Vec<String> = self.meta.with_state(|s| {
-            let Some(a) = s.tenant(tenant).ok().and_then(|t| t.archives.get(&archive)) else {
-                return Vec::new();
-            };
-            let folders: std::collections::BTreeSet<&str> = messages
-                .iter()
-                .map(|m| m.folder.as_str())
-                .filter(|f| !f.is_empty() && !a.folders.contains(*f))
-                .collect();
-            folders.into_iter().map(|f| format!("{}/{f}", a.name)).collect()
-        });
-        for path in missing {
-            // Checked here first, so a name Raft would refuse costs no log entry on every batch.
-            if let Err(e) = arca_types::names::validate_folder_name("folder", &path) {
-                tracing::warn!("folder '{path}' is not added to the folder tree: {e}");
-                continue;
-            }
-            match self.meta.write(Command::CreateFolder { tenant: tenant.into(), path: path.clone() }).await {
-                Ok(_) | Err(RaftNodeError::Meta(MetaError::AlreadyExists { .. })) => {}
-                Err(RaftNodeError::Meta(e)) => {
-                    tracing::warn!("folder '{path}' is not added to the folder tree: {e}");
-                }
-                Err(e) => return Err(e.into()),
+    ) -> Result<Vec<Result<String, MetaError>>, ArchiveError> {
+        let mut keys: HashMap<&str, Result<String, MetaError>> = HashMap::new();
+        for m in messages {
+            if !keys.contains_key(m.folder.as_str()) {
+                let key = self.folder_key(tenant, archive, &m.folder).await?;
+                keys.insert(m.folder.as_str(), key);
             }
         }
-        Ok(())
+        Ok(messages
+            .iter()
+            .map(|m| keys.get(m.folder.as_str()).cloned().unwrap_or_else(|| Ok(m.folder.clone())))
+            .collect())
+    }
+
+    /// The key mail of folder `path` (below the top-level folder of `archive`) is filed under,
+    /// creating the folder and its missing parents through Raft when the tree lacks it. The inner
+    /// error is the refusal of the path (folder rule, tree bounds), naming the rule; the outer one a
+    /// failure to reach Raft.
+    pub async fn folder_key(
+        &self,
+        tenant: &str,
+        archive: ArchiveId,
+        path: &str,
+    ) -> Result<Result<String, MetaError>, ArchiveError> {
+        if path.is_empty() {
+            return Ok(Ok(String::new()));
+        }
+        let lookup = |s: &arca_raft::MetaState| {
+            let a = s.tenant(tenant).ok().and_then(|t| t.archives.get(&archive));
+            a.map(|a| (a.name.clone(), a.folder_key(path).map(str::to_string)))
+        };
+        let Some((name, known)) = self.meta.with_state(lookup) else {
+            return Err(MetaError::not_found("archive", archive.to_string()).into());
+        };
+        let full = format!("{name}/{path}");
+        if let Err(refused) = arca_types::names::validate_folder_name("folder", &full) {
+            return Ok(Err(refused));
+        }
+        if let Some(key) = known {
+            return Ok(Ok(key));
+        }
+        match self.meta.write(Command::CreateFolder { tenant: tenant.into(), path: full.clone() }).await {
+            Ok(_) | Err(RaftNodeError::Meta(MetaError::AlreadyExists { .. })) => {}
+            Err(RaftNodeError::Meta(refused)) => return Ok(Err(refused)),
+            Err(e) => return Err(e.into()),
+        }
+        // The write is committed; read it back once this node has applied it.
+        self.meta.linearizable().await?;
+        match self.meta.with_state(lookup) {
+            Some((_, Some(key))) => Ok(Ok(key)),
+            _ => Ok(Err(MetaError::not_found("folder", full))),
+        }
+    }
+
+    /// The current path of the folder whose key is `key` in `archive`; mail filed under a key no
+    /// folder holds any more (its folder was deleted) shows the key.
+    pub fn folder_path(&self, tenant: &str, archive: ArchiveId, key: &str) -> String {
+        self.meta
+            .with_state(|s| {
+                let a = s.tenant(tenant).ok().and_then(|t| t.archives.get(&archive));
+                a.and_then(|a| a.paths_by_key().get(key).map(|p| p.to_string()))
+            })
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// The limits messages are parsed within (also for showing them).
@@ -788,11 +864,20 @@ impl ArchiveService {
                     .collect()
             })
         })?;
-        let filters = ResolvedFilters::resolve(
+        let mut filters = ResolvedFilters::resolve(
             &request.filters,
             CivilDate::from_unix_seconds(arca_shard::shard::now_unix(), 0),
             0,
         );
+        // Shards match folder keys: the folder's (and its subfolders') keys as Raft holds them now.
+        if let Some(folder) = filters.folder.as_mut() {
+            let path = folder.path.trim_matches('/').to_string();
+            folder.keys = Some(self.meta.with_state(|s| {
+                let a = s.tenant(tenant).ok().and_then(|t| t.archives.get(&folder.archive));
+                a.and_then(|a| a.folder_keys(&path, folder.include_subfolders)).unwrap_or_default()
+            }));
+            folder.path = path;
+        }
         let cursor = match &request.cursor {
             Some(c) => Some(
                 arca_search::MergedCursor::decode(c, request.sort)
@@ -830,7 +915,25 @@ impl ArchiveService {
                 }
             }
         }
-        Ok((arca_search::merge(pages, request.sort, limit), missing))
+        let mut page = arca_search::merge(pages, request.sort, limit);
+        self.show_folder_paths(tenant, &mut page);
+        Ok((page, missing))
+    }
+
+    /// Replaces each hit's folder key by the folder's current path (a moved folder's mail shows its
+    /// new place).
+    fn show_folder_paths(&self, tenant: &str, page: &mut MergedPage) {
+        self.meta.with_state(|s| {
+            let Ok(t) = s.tenant(tenant) else { return };
+            let mut maps: HashMap<ArchiveId, HashMap<&str, &str>> = HashMap::new();
+            for h in &mut page.hits {
+                let Some(a) = t.archives.get(&h.hit.archive) else { continue };
+                let map = maps.entry(a.id).or_insert_with(|| a.paths_by_key());
+                if let Some(path) = map.get(h.hit.folder.as_str()) {
+                    h.hit.folder = path.to_string();
+                }
+            }
+        });
     }
 
     /// The parties of a message as lower-cased addresses: (sender, recipients).

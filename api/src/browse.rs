@@ -153,7 +153,7 @@ pub async fn messages(
             s.tenant(&caller.tenant)
                 .ok()
                 .and_then(|t| t.archives.get(&access.id))
-                .is_some_and(|a| a.folders.contains(&folder))
+                .is_some_and(|a| a.folders.contains_key(&folder))
         });
     if !known {
         return error(
@@ -180,6 +180,7 @@ pub async fn messages(
                 archive: access.id,
                 path: folder.clone(),
                 include_subfolders: args.subfolders,
+                keys: None,
             }),
             ..Default::default()
         },
@@ -218,7 +219,8 @@ fn message_id(id: &str) -> Result<(u64, u64), Response> {
     })
 }
 
-/// The listing entry and bytes of message `id` if the caller may read it, with its archive's name.
+/// The listing entry (its folder the current path) and bytes of message `id` if the caller may read
+/// it, with its archive's name.
 /// A message that does not exist and one the caller may not read give the same 404.
 pub(crate) async fn fetch_readable(
     ctx: &ApiContext,
@@ -233,7 +235,9 @@ pub(crate) async fn fetch_readable(
     let ids: Vec<u64> = readable.iter().map(|a| a.id).collect();
     let not_found = || error(StatusCode::NOT_FOUND, format!("id: no message '{id}' that you may read"));
     match service.fetch(&caller.tenant, shard, number, &ids).await {
-        Ok((entry, bytes)) => {
+        Ok((mut entry, bytes)) => {
+            // The entry carries the folder's key; the reader sees the folder's current path.
+            entry.folder = service.folder_path(&caller.tenant, entry.archive, &entry.folder);
             let name = readable.iter().find(|a| a.id == entry.archive).map(|a| a.name.clone());
             Ok((entry, bytes, name.unwrap_or_default()))
         }

@@ -161,7 +161,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("GetWorkerResults", &[s("fromIncluding"), s("toExcluding"), s("timeZoneID"), no("profileID"), so("userName")], "Results of profile runs in the range [fromIncluding, toExcluding) (local times in timeZoneID; note the capital ID).", NotYet),
     f("MaintainFileSystemDatabases", &[], "Database maintenance of all file-system stores. Arca: index and cache checks of all shards, reporting what was done.", NotYet),
     f("MergeStore", &[n("id"), n("sourceId")], "Merge archive store sourceId into store id.", NotYet),
-    f("MoveFolder", &[s("fromFolder"), s("toFolder")], "Move or rename a folder from fromFolder (old name) to toFolder (new name).", Implemented),
+    f("MoveFolder", &[s("fromFolder"), s("toFolder")], "Move or rename a folder from fromFolder (old name) to toFolder (new name); a subfolder moves with its subtree and mail, within its archive.", Implemented),
     f("ProcessRetentionPolicies", &[], "Process the retention policies now.", NotYet),
     f("RebuildSelectedStoreIndexes", &[], "Rebuild all indexes selected for rebuild.", Implemented),
     f("RebuildStoreIndex", &[n("id"), s("folder")], "Rebuild the search index of one folder in store id.", Implemented),

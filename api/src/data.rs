@@ -133,6 +133,13 @@ async fn upload(
         Ok(x) => x,
         Err(r) => return r,
     };
+    // A folder the rule or the tree refuses is the caller's error (4xx naming the rule); in a batch
+    // it refuses that message only.
+    match service.folder_key(&caller.tenant, access.id, &arg.folder).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(refused)) => return error(StatusCode::BAD_REQUEST, crate::archive::folder_refusal(&refused)),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
     let message = NewMessage { folder: arg.folder, raw: body.to_vec(), sent: false };
     match service.archive(&caller.tenant, access.id, vec![message]).await {
         Ok(results) => axum::Json(results.first().map(archived_json).unwrap_or(Value::Null)).into_response(),

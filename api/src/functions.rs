@@ -504,16 +504,27 @@ mod stores {
             "GetMessages" => {
                 let folder = args.opt_str("folder").unwrap_or("");
                 let (archive, sub) = folder.split_once('/').unwrap_or((folder, ""));
-                let archive_id = ctx.meta.with_state(|s| s.archive_by_name(tenant, archive).map(|a| a.id))?;
+                // Entries carry folder keys: the folder's key selects, the current path is shown.
+                let (archive_id, key, paths) = ctx.meta.with_state(|s| {
+                    s.archive_by_name(tenant, archive).map(|a| {
+                        let paths: std::collections::HashMap<String, String> = a
+                            .paths_by_key()
+                            .into_iter()
+                            .map(|(k, p)| (k.to_string(), p.to_string()))
+                            .collect();
+                        (a.id, a.folder_key(sub).map(str::to_string), paths)
+                    })
+                })?;
                 if !ctx.gate.may_read(&ctx.meta, caller, archive_id) {
                     return Err(compliance_refusal(archive));
                 }
+                let key = key.ok_or_else(|| MetaError::not_found("folder", folder))?;
                 let entries = service(ctx)?.entries(tenant).await.map_err(archive_error)?;
                 Ok(Value::Array(
                     entries
                         .iter()
-                        .filter(|(_, e)| e.archive == archive_id && (sub.is_empty() || e.folder == sub))
-                        .map(|(shard, e)| json!({"id": format!("{shard}:{}", e.number), "folder": e.folder, "size": e.size, "archivedAt": e.archived_at}))
+                        .filter(|(_, e)| e.archive == archive_id && (sub.is_empty() || e.folder == key))
+                        .map(|(shard, e)| json!({"id": format!("{shard}:{}", e.number), "folder": paths.get(&e.folder).unwrap_or(&e.folder), "size": e.size, "archivedAt": e.archived_at}))
                         .collect(),
                 ))
             }

@@ -148,8 +148,44 @@ fn mbox_path(root: &Path, keep_structure: bool, hit: &Hit) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Downloads the hits' raw bytes, `IN_FLIGHT` at a time, handing them to `each` in hit order.
-async fn download<F>(client: Arc<Client>, hits: &[Hit], mut each: F) -> Result<()>
+/// A message that could not be exported: its id, the file it was meant for, and why.
+#[derive(Debug)]
+struct Failure {
+    id: String,
+    file: PathBuf,
+    reason: String,
+}
+
+/// The messages that could not be exported, each reported on stderr as it happens; the export goes on.
+#[derive(Debug, Default)]
+struct Failures(Vec<Failure>);
+
+impl Failures {
+    fn report(&mut self, id: &str, file: PathBuf, reason: String) {
+        eprintln!("error: message {id} not exported to {}: {reason}", file.display());
+        self.0.push(Failure { id: id.to_string(), file, reason });
+    }
+
+    fn json(&self) -> Value {
+        Value::Array(
+            self.0
+                .iter()
+                .map(|f| json!({"id": f.id, "file": f.file.display().to_string(), "reason": f.reason}))
+                .collect(),
+        )
+    }
+}
+
+/// Downloads the hits' raw bytes, `IN_FLIGHT` at a time, handing them to `each` in hit order. A
+/// message that cannot be downloaded, or that `each` cannot write, is reported in `failures` with
+/// the file `file_of` names for it; the others go on.
+async fn download<F>(
+    client: Arc<Client>,
+    hits: &[Hit],
+    failures: &mut Failures,
+    file_of: impl Fn(&Hit) -> PathBuf,
+    mut each: F,
+) -> Result<()>
 where
     F: FnMut(&Hit, Vec<u8>) -> Result<()>,
 {
@@ -164,8 +200,13 @@ where
         }
         let Some((i, task)) = pending.pop_front() else { break };
         let hit = &hits[i];
-        let raw = task.await.context("download task")?.with_context(|| format!("downloading {}", hit.id))?;
-        each(hit, raw)?;
+        let done = match task.await.context("download task")? {
+            Ok(raw) => each(hit, raw),
+            Err(e) => Err(e.context(format!("downloading {}", hit.id))),
+        };
+        if let Err(e) = done {
+            failures.report(&hit.id, file_of(hit), format!("{e:#}"));
+        }
     }
     Ok(())
 }
@@ -190,11 +231,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
-/// An MBOX file being written (to a temporary name until finished).
+/// An MBOX file being written (to a temporary name until finished), with the messages written to it.
 struct MboxOut {
     path: PathBuf,
     tmp: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
+    ids: Vec<String>,
 }
 
 impl MboxOut {
@@ -204,7 +246,7 @@ impl MboxOut {
         }
         let tmp = path.with_extension("mbox.arca-tmp");
         let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(MboxOut { path, tmp, file: std::io::BufWriter::new(file) })
+        Ok(MboxOut { path, tmp, file: std::io::BufWriter::new(file), ids: Vec::new() })
     }
 
     fn finish(mut self) -> Result<()> {
@@ -212,9 +254,21 @@ impl MboxOut {
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.path.display()))
     }
+
+    /// Finishes the file; when that fails, every message written to it is reported and uncounted.
+    fn close(self, written: &mut u64, failures: &mut Failures) {
+        let (path, ids) = (self.path.clone(), self.ids.clone());
+        if let Err(e) = self.finish() {
+            *written -= ids.len() as u64;
+            for id in ids {
+                failures.report(&id, path.clone(), format!("{e:#}"));
+            }
+        }
+    }
 }
 
-/// Runs `arca export`.
+/// Runs `arca export`. A message that cannot be downloaded or written is reported (message, file,
+/// reason) and the export goes on; the command fails at the end when any message was not exported.
 pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
     let client = Arc::new(Client::new(opts)?);
     let (mut hits, missing) = all_hits(&client, &args).await?;
@@ -229,26 +283,29 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
     let total = hits.len();
     let (mut written, mut present, mut files) = (0u64, 0u64, 0u64);
     let mut done = 0usize;
+    let mut failures = Failures::default();
     match args.format {
         ExportFormat::Eml => {
-            download(client.clone(), &hits, |hit, raw| {
-                let bytes = exported_bytes(args.plain, hit, raw);
-                let dir = if args.keep_structure {
+            let dir_of = |hit: &Hit| {
+                if args.keep_structure {
                     folder_dir(&args.dir, &hit.archive, &hit.folder)
                 } else {
                     args.dir.clone()
-                };
-                let path = dir.join(format!("{}.eml", hex::encode(sha256(&bytes))));
+                }
+            };
+            download(client.clone(), &hits, &mut failures, dir_of, |hit, raw| {
+                let bytes = exported_bytes(args.plain, hit, raw);
+                let path = dir_of(hit).join(format!("{}.eml", hex::encode(sha256(&bytes))));
+                done += 1;
+                if interactive && done.is_multiple_of(100) {
+                    eprint!("\r{done} of {total} messages exported   ");
+                }
                 if path.exists() {
                     present += 1;
                 } else {
                     write_atomically(&path, &bytes)?;
                     written += 1;
                     files += 1;
-                }
-                done += 1;
-                if interactive && done.is_multiple_of(100) {
-                    eprint!("\r{done} of {total} messages exported   ");
                 }
                 Ok(())
             })
@@ -258,11 +315,17 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
             // One file at a time: hits grouped by their file, in date order within it.
             hits.sort_by_cached_key(|h| mbox_path(&args.dir, args.keep_structure, h));
             let mut current: Option<MboxOut> = None;
-            download(client.clone(), &hits, |hit, raw| {
+            let mut closing = Failures::default();
+            let file_of = |hit: &Hit| mbox_path(&args.dir, args.keep_structure, hit);
+            download(client.clone(), &hits, &mut failures, file_of, |hit, raw| {
                 let path = mbox_path(&args.dir, args.keep_structure, hit);
+                done += 1;
+                if interactive && done.is_multiple_of(100) {
+                    eprint!("\r{done} of {total} messages exported   ");
+                }
                 if current.as_ref().is_none_or(|c| c.path != path) {
                     if let Some(previous) = current.take() {
-                        previous.finish()?;
+                        previous.close(&mut written, &mut closing);
                     }
                     current = Some(MboxOut::create(path)?);
                     files += 1;
@@ -271,17 +334,15 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
                 let bytes = exported_bytes(args.plain, hit, raw);
                 arca_ingest::write_mboxrd(&mut out.file, hit.date, &bytes)
                     .with_context(|| format!("cannot write {}", out.tmp.display()))?;
+                out.ids.push(hit.id.clone());
                 written += 1;
-                done += 1;
-                if interactive && done.is_multiple_of(100) {
-                    eprint!("\r{done} of {total} messages exported   ");
-                }
                 Ok(())
             })
             .await?;
             if let Some(last) = current.take() {
-                last.finish()?;
+                last.close(&mut written, &mut closing);
             }
+            failures.0.extend(closing.0);
         }
     }
     if interactive && total >= 100 {
@@ -290,7 +351,7 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
     if opts.json {
         println!(
             "{}",
-            json!({"exported": written, "alreadyPresent": present, "files": files, "missingShards": missing})
+            json!({"exported": written, "alreadyPresent": present, "files": files, "missingShards": missing, "failed": failures.json()})
         );
     } else {
         println!(
@@ -300,6 +361,9 @@ pub async fn export(opts: &ClientOptions, args: ExportArgs) -> Result<()> {
         if !missing.is_empty() {
             println!("warning: stores {} did not answer: the export is incomplete", Value::Array(missing));
         }
+    }
+    if !failures.0.is_empty() {
+        bail!("{} of {total} messages could not be exported (listed above)", failures.0.len());
     }
     Ok(())
 }

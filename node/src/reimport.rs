@@ -1,14 +1,14 @@
 //! `arca import … --reimport` (ING-12, EXP-02): messages of an Arca export go back to the archive and
 //! folder their `X-Arca-*` lines name, as their original bytes, after the SHA-256 is checked. Missing
-//! archives are created (as a user of that name with no privileges and no password, who cannot log in),
-//! missing folders too; both need an administrator. Messages without the lines go to `--user`/`--folder`
+//! archives are created (as a user of that name with no privileges and no password, who cannot log in;
+//! this needs an administrator), missing folders by archiving into them. Messages without the lines go to `--user`/`--folder`
 //! when given, else are refused with the reason.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client::{Client, ClientOptions, urlencode};
 use crate::data_cmd::{
@@ -18,33 +18,26 @@ use crate::data_cmd::{
 use arca_ingest::SourceItem;
 use arca_ingest::arca_headers::{strip, verify};
 
-/// The archives and folders the cluster has, learnt once and kept up to date as they are created.
+/// The archives the cluster has, learnt once and kept up to date as they are created. Folders need
+/// no step of their own: archiving into a folder the tree lacks creates it (and refuses a folder path
+/// the folder rule refuses, naming the rule, for that message only).
 struct Tree {
     /// Archive names, lower-case (archive names compare without case).
     archives: HashSet<String>,
-    /// `(lower-case archive, folder path)`.
-    folders: HashSet<(String, String)>,
 }
 
 impl Tree {
     async fn load(client: &Client) -> Result<Tree> {
         let envelope = client
-            .call("/api/invoke/GetChildFolders", &[])
+            .call("/api/invoke/GetChildFolders", &[("maxLevels", "1".to_string())])
             .await
-            .context("re-import needs an administrator (listing archives and folders)")?;
-        let mut tree = Tree { archives: HashSet::new(), folders: HashSet::new() };
-        for path in envelope["result"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            match path.split_once('/') {
-                None => tree.archives.insert(path.to_lowercase()),
-                Some((archive, folder)) => tree.folders.insert((archive.to_lowercase(), folder.to_string())),
-            };
-        }
-        Ok(tree)
+            .context("re-import needs an administrator (listing archives)")?;
+        let archives = envelope["result"].as_array().into_iter().flatten().filter_map(Value::as_str);
+        Ok(Tree { archives: archives.map(str::to_lowercase).collect() })
     }
 
-    /// Creates the archive and folder when missing; a folder that cannot be created is a warning (the
-    /// message still keeps its folder path), an archive that cannot be created an error.
-    async fn ensure(&mut self, client: &Client, archive: &str, folder: &str) -> Result<(), String> {
+    /// Creates the archive when missing; an archive that cannot be created is an error.
+    async fn ensure(&mut self, client: &Client, archive: &str) -> Result<(), String> {
         let key = archive.to_lowercase();
         if !self.archives.contains(&key) {
             client
@@ -54,25 +47,7 @@ impl Tree {
                 )
                 .await
                 .map_err(|e| format!("archive '{archive}' does not exist and cannot be created: {e:#}"))?;
-            self.archives.insert(key.clone());
-        }
-        if folder.is_empty() || self.folders.contains(&(key.clone(), folder.to_string())) {
-            return Ok(());
-        }
-        let route = format!("/api/data/archives/{}/folders", urlencode(archive));
-        if let Err(e) = client.request_json(&route, &json!({ "path": folder })).await {
-            eprintln!(
-                "warning: folder '{folder}' of archive '{archive}' not created in the folder tree: {e:#}"
-            );
-        }
-        // Parents exist too now; remember them so they are not asked for again.
-        let mut path = String::new();
-        for segment in folder.split('/') {
-            if !path.is_empty() {
-                path.push('/');
-            }
-            path.push_str(segment);
-            self.folders.insert((key.clone(), path.clone()));
+            self.archives.insert(key);
         }
         Ok(())
     }
@@ -125,7 +100,7 @@ pub async fn run(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
                     continue;
                 }
             };
-            if let Err(reason) = tree.ensure(&client, &archive, &folder).await {
+            if let Err(reason) = tree.ensure(&client, &archive).await {
                 s.refuse(m.source, reason);
                 continue;
             }

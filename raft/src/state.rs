@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use arca_types::command::{Command, CommandOutput, RequestId, UserChange};
 use arca_types::error::MetaError;
 use arca_types::ids::{ArchiveId, NodeId, ShardId, UserId};
-use arca_types::names::{validate_folder_name, validate_user_name};
+use arca_types::names::{
+    MAX_FOLDER_LISTING, MAX_FOLDERS_PER_ARCHIVE, validate_folder_name, validate_user_name,
+};
 use arca_types::records::{Archive, NodeInfo, Shard, Tenant, User};
 use arca_types::values::{Authentication, FolderPrivilege, Privilege, ShardState};
 use serde::{Deserialize, Serialize};
@@ -230,6 +232,7 @@ impl MetaState {
 
     /// Folders below `folder` (all archives and their folders when `None` or empty) as full paths
     /// `archive/Inbox/Sub`, sorted; `max_levels` limits the depth below the start (1 = direct children).
+    /// A listing of more than [`MAX_FOLDER_LISTING`] folders is refused naming the limit.
     pub fn child_folders(
         &self,
         tenant: &str,
@@ -239,15 +242,27 @@ impl MetaState {
         let t = self.tenant(tenant)?;
         let max = max_levels.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
         let mut out = Vec::new();
+        let push = |out: &mut Vec<String>, path: String| {
+            if out.len() >= MAX_FOLDER_LISTING {
+                return Err(MetaError::invalid(
+                    "folder",
+                    format!(
+                        "the listing holds more than {MAX_FOLDER_LISTING} folders (MAX_FOLDER_LISTING); name a folder or lower maxLevels"
+                    ),
+                ));
+            }
+            out.push(path);
+            Ok(())
+        };
         match folder.filter(|f| !f.is_empty()) {
             None => {
                 for archive in t.archives.values() {
                     if max >= 1 {
-                        out.push(archive.name.clone());
+                        push(&mut out, archive.name.clone())?;
                     }
-                    for sub in &archive.folders {
+                    for sub in archive.folders.keys() {
                         if depth(sub) < max {
-                            out.push(format!("{}/{}", archive.name, sub));
+                            push(&mut out, format!("{}/{}", archive.name, sub))?;
                         }
                     }
                 }
@@ -258,20 +273,20 @@ impl MetaState {
                 let archive = t.archives.get(&id).ok_or_else(|| MetaError::not_found("folder", start))?;
                 match rest {
                     None => {
-                        for sub in &archive.folders {
+                        for sub in archive.folders.keys() {
                             if depth(sub) <= max {
-                                out.push(format!("{}/{}", archive.name, sub));
+                                push(&mut out, format!("{}/{}", archive.name, sub))?;
                             }
                         }
                     }
                     Some(rest) => {
-                        if !archive.folders.contains(rest) {
+                        if !archive.folders.contains_key(rest) {
                             return Err(MetaError::not_found("folder", start));
                         }
                         let base = depth(rest);
-                        for sub in archive.folders.iter().filter(|f| is_strictly_below(f, rest)) {
+                        for sub in archive.folders.keys().filter(|f| is_strictly_below(f, rest)) {
                             if depth(sub) - base <= max {
-                                out.push(format!("{}/{}", archive.name, sub));
+                                push(&mut out, format!("{}/{}", archive.name, sub))?;
                             }
                         }
                     }
@@ -440,7 +455,7 @@ fn create_user(t: &mut Tenant, next_id: &mut u64, new: NewUser<'_>) -> Result<Co
                     id,
                     name: new.user_name.to_string(),
                     owner: Some(user_id),
-                    folders: BTreeSet::new(),
+                    folders: BTreeMap::new(),
                 },
             );
             id
@@ -575,7 +590,8 @@ fn set_folder_privileges(
     Ok(CommandOutput::Done)
 }
 
-/// `CreateFolder`: `archive/a/b`, missing parents included; the archive must exist.
+/// `CreateFolder`: `archive/a/b`, missing parents included (each with a fresh key); the archive must
+/// exist and stay within [`MAX_FOLDERS_PER_ARCHIVE`].
 fn create_folder(t: &mut Tenant, path: &str) -> Result<CommandOutput, MetaError> {
     validate_folder_name("folder", path)?;
     let (top, rest) = split_top(path);
@@ -587,14 +603,52 @@ fn create_folder(t: &mut Tenant, path: &str) -> Result<CommandOutput, MetaError>
     };
     let id = find_archive(t, top).ok_or_else(|| MetaError::not_found("folder", top))?;
     let archive = t.archives.get_mut(&id).ok_or_else(|| MetaError::not_found("folder", top))?;
-    if archive.folders.contains(rest) {
+    if archive.folders.contains_key(rest) {
         return Err(MetaError::exists("folder", path));
     }
-    archive.folders.extend(with_parents(rest));
+    add_with_parents(archive, "folder", rest)?;
     Ok(CommandOutput::Done)
 }
 
-/// `MoveFolder`: a top-level folder is renamed (the archive), a subfolder moves with its subtree.
+/// Adds `rest` and its missing parents to the tree, each with a key no other folder of the archive
+/// holds; refused (changing nothing) when the tree would exceed [`MAX_FOLDERS_PER_ARCHIVE`].
+fn add_with_parents(archive: &mut Archive, field: &str, rest: &str) -> Result<(), MetaError> {
+    let missing: Vec<String> =
+        with_parents(rest).into_iter().filter(|p| !archive.folders.contains_key(p)).collect();
+    let total = archive.folders.len() + missing.len();
+    if total > MAX_FOLDERS_PER_ARCHIVE {
+        return Err(MetaError::invalid(
+            field,
+            format!(
+                "archive '{}' would hold {total} folders; at most {MAX_FOLDERS_PER_ARCHIVE} are allowed (MAX_FOLDERS_PER_ARCHIVE)",
+                archive.name
+            ),
+        ));
+    }
+    let mut used: std::collections::HashSet<String> = archive.folders.values().cloned().collect();
+    for path in missing {
+        let key = fresh_key(&used, &path);
+        used.insert(key.clone());
+        archive.folders.insert(path, key);
+    }
+    Ok(())
+}
+
+/// The key for a new folder at `path`: the path itself, or `<path>#<n>` when a folder (moved there
+/// from that path) already holds it, so new mail never mixes with the moved folder's.
+fn fresh_key(used: &std::collections::HashSet<String>, path: &str) -> String {
+    let mut key = path.to_string();
+    let mut n = 2u64;
+    while used.contains(&key) {
+        key = format!("{path}#{n}");
+        n += 1;
+    }
+    key
+}
+
+/// `MoveFolder`: a top-level folder is renamed (the archive); a subfolder moves with its subtree
+/// within its archive. Only the tree changes: every folder keeps its key, so its mail (filed under
+/// the key) moves with it at a cost of O(folders moved), whatever the number of messages.
 fn move_folder(t: &mut Tenant, from: &str, to: &str) -> Result<CommandOutput, MetaError> {
     validate_folder_name("fromFolder", from)?;
     validate_folder_name("toFolder", to)?;
@@ -627,34 +681,45 @@ fn move_folder(t: &mut Tenant, from: &str, to: &str) -> Result<CommandOutput, Me
         ));
     };
     let from_archive = t.archives.get(&from_id).ok_or_else(|| MetaError::not_found("folder", from))?;
-    if !from_archive.folders.contains(from_rest) {
+    if !from_archive.folders.contains_key(from_rest) {
         return Err(MetaError::not_found("folder", from));
     }
     let to_id = find_archive(t, to_top).ok_or_else(|| MetaError::not_found("folder", to_top))?;
-    if to_id == from_id && is_in_subtree(to_rest, from_rest) {
+    if to_id != from_id {
+        return Err(MetaError::invalid(
+            "toFolder",
+            format!(
+                "a subfolder moves within its archive only: its mail belongs to archive '{}' (moving it to another archive is not supported)",
+                from_archive.name
+            ),
+        ));
+    }
+    if is_in_subtree(to_rest, from_rest) {
         return Err(MetaError::invalid(
             "toFolder",
             "a folder cannot be moved into itself or one of its subfolders",
         ));
     }
-    let to_archive = t.archives.get(&to_id).ok_or_else(|| MetaError::not_found("folder", to))?;
-    if to_archive.folders.contains(to_rest) {
+    if from_archive.folders.contains_key(to_rest) {
         return Err(MetaError::exists("folder", to));
     }
-    // Validation done; move the subtree.
-    let subtree: Vec<String> =
-        from_archive.folders.iter().filter(|f| is_in_subtree(f, from_rest)).cloned().collect();
-    if let Some(a) = t.archives.get_mut(&from_id) {
-        for f in &subtree {
-            a.folders.remove(f);
-        }
+    // Every moved path must obey the rule at its new place (depth and length grow with the move).
+    let subtree: Vec<(String, String)> = from_archive
+        .folders
+        .iter()
+        .filter(|(f, _)| is_in_subtree(f, from_rest))
+        .map(|(f, k)| (format!("{to_rest}{}", &f[from_rest.len()..]), k.clone()))
+        .collect();
+    for (path, _) in &subtree {
+        validate_folder_name("toFolder", &format!("{to_top}/{path}"))?;
     }
-    if let Some(a) = t.archives.get_mut(&to_id) {
-        a.folders.extend(with_parents(to_rest));
-        for f in &subtree {
-            a.folders.insert(format!("{to_rest}{}", &f[from_rest.len()..]));
-        }
+    let mut archive = from_archive.clone();
+    archive.folders.retain(|f, _| !is_in_subtree(f, from_rest));
+    if let Some((parent, _)) = to_rest.rsplit_once('/') {
+        add_with_parents(&mut archive, "toFolder", parent)?;
     }
+    archive.folders.extend(subtree);
+    t.archives.insert(from_id, archive);
     Ok(CommandOutput::Done)
 }
 
@@ -670,10 +735,10 @@ fn delete_folder(t: &mut Tenant, path: &str) -> Result<CommandOutput, MetaError>
     };
     let id = find_archive(t, top).ok_or_else(|| MetaError::not_found("folder", top))?;
     let archive = t.archives.get_mut(&id).ok_or_else(|| MetaError::not_found("folder", top))?;
-    if !archive.folders.contains(rest) {
+    if !archive.folders.contains_key(rest) {
         return Err(MetaError::not_found("folder", path));
     }
-    archive.folders.retain(|f| !is_in_subtree(f, rest));
+    archive.folders.retain(|f, _| !is_in_subtree(f, rest));
     Ok(CommandOutput::Done)
 }
 
@@ -1042,7 +1107,7 @@ mod tests {
         assert!(is_not_found(&s.user(T, "bob").expect_err("gone")));
         let orphan = s.archive_by_name(T, "bob").expect("archive stays");
         assert_eq!(orphan.owner, None);
-        assert!(orphan.folders.contains("Inbox"));
+        assert!(orphan.folders.contains_key("Inbox"));
         assert!(!s.tenant(T).expect("t").grants.contains_key(&bob), "bob's grants are gone");
         assert_eq!(
             s.folder_grants_of(T, alice),
@@ -1289,17 +1354,71 @@ mod tests {
     }
 
     #[test]
-    fn move_subfolder_to_another_archive() {
+    fn move_subfolder_to_another_archive_is_refused() {
         let mut s = state();
         add_user(&mut s, "bob");
         add_user(&mut s, "alice");
         ok(&mut s, folder("bob/Inbox/Sub"));
-        ok(&mut s, mv("bob/Inbox", "alice/FromBob"));
-        assert!(s.child_folders(T, Some("bob"), None).expect("bob").is_empty());
-        assert_eq!(
-            s.child_folders(T, Some("alice"), None).expect("alice"),
-            vec!["alice/FromBob", "alice/FromBob/Sub"]
-        );
+        assert_eq!(field(&err(&mut s, mv("bob/Inbox", "alice/FromBob"))), "toFolder");
+        assert_eq!(s.child_folders(T, Some("bob"), None).expect("bob"), vec!["bob/Inbox", "bob/Inbox/Sub"]);
+        assert!(s.child_folders(T, Some("alice"), None).expect("alice").is_empty());
+    }
+
+    fn keys(s: &MetaState, archive: &str) -> BTreeMap<String, String> {
+        s.archive_by_name(T, archive).expect("archive").folders.clone()
+    }
+
+    #[test]
+    fn moving_a_folder_keeps_the_keys_its_mail_is_filed_under() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        ok(&mut s, folder("bob/Inbox/Sub"));
+        ok(&mut s, mv("bob/Inbox", "bob/Old/Inbox"));
+        let tree = keys(&s, "bob");
+        assert_eq!(tree.get("Old/Inbox").map(String::as_str), Some("Inbox"));
+        assert_eq!(tree.get("Old/Inbox/Sub").map(String::as_str), Some("Inbox/Sub"));
+        assert_eq!(tree.get("Old").map(String::as_str), Some("Old"));
+        // A new folder at the old path must not show the moved folder's mail: it gets a fresh key.
+        ok(&mut s, folder("bob/Inbox/Sub"));
+        let tree = keys(&s, "bob");
+        assert_eq!(tree.get("Inbox").map(String::as_str), Some("Inbox#2"));
+        assert_eq!(tree.get("Inbox/Sub").map(String::as_str), Some("Inbox/Sub#2"));
+        // Moving it back over the old path is refused; moving the new one away keeps its key.
+        assert!(is_exists(&err(&mut s, mv("bob/Old/Inbox", "bob/Inbox"))));
+        ok(&mut s, mv("bob/Inbox", "bob/New"));
+        assert_eq!(keys(&s, "bob").get("New").map(String::as_str), Some("Inbox#2"));
+    }
+
+    #[test]
+    fn folder_trees_are_bounded_per_archive() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        let id = s.archive_by_name(T, "bob").expect("bob").id;
+        let archive = s.tenant_mut(T).expect("t").archives.get_mut(&id).expect("archive");
+        for i in 0..MAX_FOLDERS_PER_ARCHIVE - 1 {
+            archive.folders.insert(format!("f{i}"), format!("f{i}"));
+        }
+        let e = err(&mut s, folder("bob/x/y"));
+        assert!(e.to_string().contains("MAX_FOLDERS_PER_ARCHIVE"), "{e}");
+        ok(&mut s, folder("bob/x"));
+        assert!(err(&mut s, folder("bob/z")).to_string().contains("MAX_FOLDERS_PER_ARCHIVE"));
+        let e = s.child_folders(T, None, None).expect_err("listing over the cap");
+        assert!(e.to_string().contains("MAX_FOLDER_LISTING"), "{e}");
+    }
+
+    #[test]
+    fn a_move_that_would_exceed_the_depth_limit_is_refused() {
+        let mut s = state();
+        add_user(&mut s, "bob");
+        let deep = vec!["d"; arca_types::names::MAX_FOLDER_DEPTH - 1].join("/");
+        ok(&mut s, folder(&format!("bob/{deep}")));
+        ok(&mut s, folder("bob/Inbox/Sub"));
+        // `bob/` + 30 levels + `/Inbox` is allowed itself, but its subfolder would be one level too deep.
+        let target = format!("bob/{}/Inbox", vec!["d"; arca_types::names::MAX_FOLDER_DEPTH - 2].join("/"));
+        let e = err(&mut s, mv("bob/Inbox", &target));
+        assert!(e.to_string().contains("MAX_FOLDER_DEPTH"), "{e}");
+        assert!(keys(&s, "bob").contains_key("Inbox/Sub"), "a refused move changes nothing");
+        assert_eq!(field(&err(&mut s, folder(&format!("bob/{deep}/x")))), "folder");
     }
 
     #[test]

@@ -37,6 +37,7 @@ use tantivy::Term;
 
 use tantivy::query::{
     BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, RegexQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{Field as TField, IndexRecordOption};
 
@@ -402,20 +403,33 @@ fn range_i64(field: TField, (start, end): (i64, i64)) -> Q {
     ))
 }
 
+/// Where in the archive a folder filter looks: the folder keys Raft resolved (exact `folder` terms),
+/// or, for a filter never resolved, the path itself (`folder`, or `folder_tree` with subfolders).
+/// `None` for the whole archive (the top-level folder with subfolders).
+fn folder_place(fields: &Fields, folder: &FolderFilter) -> Option<Q> {
+    if folder.path.is_empty() && folder.include_subfolders {
+        return None;
+    }
+    Some(match &folder.keys {
+        Some(keys) => {
+            let terms = keys.iter().map(|k| Term::from_field_text(fields.folder, &folder_term(k)));
+            Box::new(TermSetQuery::new(terms))
+        }
+        None if folder.include_subfolders => text_term(fields.folder_tree, &folder_term(&folder.path)),
+        None => text_term(fields.folder, &folder_term(&folder.path)),
+    })
+}
+
 fn push_filters(clauses: &mut Vec<(Occur, Q)>, fields: &Fields, filters: &ResolvedFilters) {
     if let Some(folder) = &filters.folder {
         let archive: Q = Box::new(TermQuery::new(
             Term::from_field_u64(fields.archive, folder.archive),
             IndexRecordOption::Basic,
         ));
-        let path = folder_term(&folder.path);
-        let place = if folder.include_subfolders {
-            text_term(fields.folder_tree, &path)
-        } else {
-            text_term(fields.folder, &path)
-        };
         clauses.push((Occur::Must, archive));
-        clauses.push((Occur::Must, place));
+        if let Some(place) = folder_place(fields, folder) {
+            clauses.push((Occur::Must, place));
+        }
     }
     if let Some(range) = filters.message_date {
         clauses.push((Occur::Must, range_i64(fields.date, range)));

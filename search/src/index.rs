@@ -40,7 +40,8 @@ pub struct IndexEntry {
     /// The message number within the shard.
     pub number: u64,
     pub archive: ArchiveId,
-    /// `/`-separated folder path below the archive's top-level folder; empty = the top-level folder.
+    /// The key of the message's folder (its path at the folder's creation; `records::Archive::folders`);
+    /// empty = the top-level folder.
     pub folder: String,
     /// Archive time, Unix seconds.
     pub archived_at: i64,

@@ -13,9 +13,11 @@
 //!   tokens with their characters reversed (`_raw_rev`: the reversed whole address), doc ids only (no
 //!   positions, frequencies or norms), not stored. A leading-wildcard pattern (`*example.com`) runs as a
 //!   prefix walk on them (`moc.elpmaxe.*`) instead of scanning the whole term dictionary (see `compile`).
-//! - **Folders**: `folder` holds the exact path as `/` + path (`/` for the archive's top-level folder);
-//!   `folder_tree` holds that path and every ancestor (`/`, `/Posteingang`, `/Posteingang/Projekte`), so
-//!   "folder with subfolders" is one term query. Paths are compared exactly (case-sensitive).
+//! - **Folders**: `folder` holds the folder's key (`records::Archive::folders`; the path at the folder's
+//!   creation, kept when the folder moves) as `/` + key (`/` for the archive's top-level folder). A
+//!   folder filter matches the set of keys Raft resolves the folder (and its subfolders) to, so moving a
+//!   folder rewrites no document. `folder_tree` holds the key and every ancestor (`/`, `/Posteingang`,
+//!   `/Posteingang/Projekte`): it serves filters never resolved to keys. Keys compare exactly.
 //! - **Date**: the `Date` header; a message without a readable one takes its archive time, so it sorts and
 //!   filters by when it was archived.
 //! - **Has attachments** and **priority** come from [`MessageDoc`] (its rules), stored as 0/1 and

@@ -97,7 +97,7 @@ pub struct Highlight {
 pub struct ShardHit {
     pub number: u64,
     pub archive: ArchiveId,
-    /// Folder path below the archive's top-level folder (empty = top level).
+    /// The folder's key as indexed (empty = top level); the API shows the folder's current path.
     pub folder: String,
     /// Message date (archive time when the message has no readable `Date`), Unix seconds.
     pub date: i64,

@@ -646,13 +646,46 @@ fn folder_index() -> ShardIndex {
 fn folder_filter_covers_subfolders_only_when_asked() {
     let idx = folder_index();
     let f = |path: &str, sub| Filters {
-        folder: Some(FolderFilter { archive: ARCHIVE, path: path.into(), include_subfolders: sub }),
+        folder: Some(FolderFilter {
+            archive: ARCHIVE,
+            path: path.into(),
+            include_subfolders: sub,
+            keys: None,
+        }),
         ..Filters::default()
     };
     assert_eq!(find_filtered(&idx, "Projekt", &f("Posteingang", true)), vec![1, 2]);
     assert_eq!(find_filtered(&idx, "Projekt", &f("Posteingang", false)), vec![1]);
     assert_eq!(find_filtered(&idx, "", &f("", true)), vec![1, 2, 3, 4, 6]);
     assert_eq!(find_filtered(&idx, "", &f("", false)), vec![6]);
+}
+
+#[test]
+fn folder_filter_with_resolved_keys_matches_exactly_those_keys() {
+    let idx = folder_index();
+    // A folder moved to `Archiv/Alt` keeps the key its mail carries.
+    let f = |path: &str, keys: &[&str]| Filters {
+        folder: Some(FolderFilter {
+            archive: ARCHIVE,
+            path: path.into(),
+            include_subfolders: true,
+            keys: Some(keys.iter().map(|k| k.to_string()).collect()),
+        }),
+        ..Filters::default()
+    };
+    assert_eq!(
+        find_filtered(&idx, "", &f("Archiv/Alt", &["Posteingang/Projekte 2017/Gewinnoptimierung"])),
+        vec![2]
+    );
+    assert_eq!(
+        find_filtered(
+            &idx,
+            "",
+            &f("Archiv", &["Archiv", "Posteingang/Projekte 2017/Gewinnoptimierung", "Gesendet"])
+        ),
+        vec![2, 4]
+    );
+    assert_eq!(find_filtered(&idx, "", &f("Nirgends", &[])), Vec::<u64>::new());
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub struct Entry {
     /// The message number within the shard (the `<number>` of `<shard>:<number>`).
     pub number: u64,
     pub archive: ArchiveId,
+    /// The key of the message's folder (`records::Archive::folders`): moving the folder keeps it.
     pub folder: String,
     pub direction: Direction,
     #[serde(with = "hex::serde")]

@@ -19,6 +19,7 @@ pub struct Incoming {
     pub raw: Vec<u8>,
     pub doc: MessageDoc,
     pub archive: ArchiveId,
+    /// The key of the message's folder (`records::Archive::folders`), not its current path.
     pub folder: String,
     pub direction: Direction,
 }

@@ -45,7 +45,8 @@ pub enum Command {
     ClearFolderPrivileges { tenant: String, user_name: String },
     /// Creates a folder (and missing parents) below an archive's top-level folder: `archive/a/b`.
     CreateFolder { tenant: String, path: String },
-    /// Moves or renames a folder, subfolders included; top-level folders rename the archive.
+    /// Moves or renames a folder, subfolders included, within its archive; its mail moves with it
+    /// (filed under the folder's key, which the move keeps). Top-level folders rename the archive.
     MoveFolder { tenant: String, from: String, to: String },
     /// Deletes a folder and its subfolders (not a top-level folder).
     DeleteFolder { tenant: String, path: String },

@@ -7,6 +7,16 @@ use crate::MetaError;
 pub const MAX_USER_NAME_CHARS: usize = 128;
 /// Longest folder path segment, in Unicode characters.
 pub const MAX_FOLDER_SEGMENT_CHARS: usize = 255;
+/// Deepest folder path, in segments, the archive's top-level folder included (`alice/Inbox/Sub` = 3).
+/// A cluster-wide constant (Raft applies the check, so every node must agree): documented in the README.
+pub const MAX_FOLDER_DEPTH: usize = 32;
+/// Longest folder path, in Unicode characters, the archive's top-level folder included. Cluster-wide.
+pub const MAX_FOLDER_PATH_CHARS: usize = 1024;
+/// Most folders one archive's tree may hold (below its top-level folder). Cluster-wide: it bounds the
+/// Raft state, every snapshot and the answer of the folder listing.
+pub const MAX_FOLDERS_PER_ARCHIVE: usize = 10_000;
+/// Most folders one folder listing (`GetChildFolders`) answers; a larger listing is refused naming it.
+pub const MAX_FOLDER_LISTING: usize = 10_000;
 
 /// Checks the ADM-01 user name rules: 1–128 characters, no control characters, no `/`,
 /// no leading or trailing blanks. `field` names the API argument in the error.
@@ -33,15 +43,41 @@ pub fn validate_user_name(field: &str, name: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
-/// Checks a `/`-separated folder path: no empty segments, no control characters, each segment
-/// 1–255 characters without leading or trailing blanks, and no `.` or `..` segments.
-/// `field` names the API argument in the error.
+/// The one rule for valid folder paths, applied before anything is stored (Raft commands, archiving,
+/// uploads): a `/`-separated path with no empty segments, no control characters, no U+FFFD (the mark
+/// of a name that was not valid UTF-8), at most [`MAX_FOLDER_DEPTH`] segments and
+/// [`MAX_FOLDER_PATH_CHARS`] characters, each segment 1–255 characters without leading or trailing
+/// blanks, and no `.` or `..` segments. `field` names the API argument in the error.
 pub fn validate_folder_name(field: &str, path: &str) -> Result<(), MetaError> {
     if path.is_empty() {
         return Err(MetaError::invalid(field, "must not be empty"));
     }
+    let chars = path.chars().count();
+    if chars > MAX_FOLDER_PATH_CHARS {
+        return Err(MetaError::invalid(
+            field,
+            format!(
+                "folder path is {chars} characters long; at most {MAX_FOLDER_PATH_CHARS} are allowed (MAX_FOLDER_PATH_CHARS)"
+            ),
+        ));
+    }
+    let depth = path.split('/').count();
+    if depth > MAX_FOLDER_DEPTH {
+        return Err(MetaError::invalid(
+            field,
+            format!(
+                "folder path is {depth} levels deep; at most {MAX_FOLDER_DEPTH} are allowed (MAX_FOLDER_DEPTH)"
+            ),
+        ));
+    }
     if path.chars().any(char::is_control) {
         return Err(MetaError::invalid(field, "must not contain control characters"));
+    }
+    if path.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(MetaError::invalid(
+            field,
+            "contains U+FFFD: the folder name was not valid UTF-8 (decoded lossily)",
+        ));
     }
     for segment in path.split('/') {
         if segment.is_empty() {
@@ -136,5 +172,22 @@ mod tests {
             let err = validate_folder_name("toFolder", path).expect_err(path);
             assert_eq!(field_of(err), "toFolder", "{path:?}");
         }
+    }
+
+    #[test]
+    fn folder_paths_are_bounded_in_depth_and_length_and_refuse_lossy_names() {
+        let deepest = vec!["a"; MAX_FOLDER_DEPTH].join("/");
+        assert!(validate_folder_name("folder", &deepest).is_ok());
+        let too_deep = vec!["a"; MAX_FOLDER_DEPTH + 1].join("/");
+        let err = validate_folder_name("folder", &too_deep).expect_err("too deep");
+        assert!(err.to_string().contains("MAX_FOLDER_DEPTH"), "{err}");
+        let long = vec!["y".repeat(200); 6].join("/");
+        let err = validate_folder_name("folder", &long).expect_err("too long");
+        assert!(err.to_string().contains("MAX_FOLDER_PATH_CHARS"), "{err}");
+        let huge = "a/".repeat(15_000) + "a";
+        assert!(validate_folder_name("folder", &huge).is_err());
+        let lossy = String::from_utf8_lossy(b"bob/caf\xe9").into_owned();
+        let err = validate_folder_name("folder", &lossy).expect_err("lossy");
+        assert!(err.to_string().contains("U+FFFD"), "{err}");
     }
 }

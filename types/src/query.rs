@@ -364,6 +364,11 @@ pub struct FolderFilter {
     /// True (the default): the folder and all folders below it; false: only that folder.
     #[serde(default = "yes")]
     pub include_subfolders: bool,
+    /// The folder keys (see `records::Archive::folders`) the receiving node resolved `path` to in
+    /// Raft: the folder's and, with subfolders, those below it. Shards match these exactly; `None`
+    /// (never resolved) falls back to matching the path. Set by the node, never taken from a caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
 }
 
 impl FolderFilter {
@@ -997,7 +1002,8 @@ mod tests {
 
     #[test]
     fn folder_filter_includes_descendants_only_when_asked() {
-        let mut f = FolderFilter { archive: 7, path: "Posteingang".into(), include_subfolders: true };
+        let mut f =
+            FolderFilter { archive: 7, path: "Posteingang".into(), include_subfolders: true, keys: None };
         assert!(f.matches(7, "Posteingang"));
         assert!(f.matches(7, "Posteingang/Projekte 2017/Gewinnoptimierung"));
         assert!(!f.matches(7, "Posteingang2"));
@@ -1005,7 +1011,7 @@ mod tests {
         f.include_subfolders = false;
         assert!(f.matches(7, "Posteingang"));
         assert!(!f.matches(7, "Posteingang/Projekte 2017"));
-        let root = FolderFilter { archive: 7, path: String::new(), include_subfolders: true };
+        let root = FolderFilter { archive: 7, path: String::new(), include_subfolders: true, keys: None };
         assert!(root.matches(7, "") && root.matches(7, "Inbox/x"));
     }
 
@@ -1037,7 +1043,12 @@ mod tests {
             },
             filters: Filters {
                 targets: TextTargets { attachment_contents: false, ..TextTargets::ALL },
-                folder: Some(FolderFilter { archive: 3, path: "Inbox".into(), include_subfolders: false }),
+                folder: Some(FolderFilter {
+                    archive: 3,
+                    path: "Inbox".into(),
+                    include_subfolders: false,
+                    keys: None,
+                }),
                 from: Query { terms: vec![Term::new(Field::Any, Pattern::word("zdnet"))] },
                 message_date: Some(DatePreset::LastMonth),
                 archive_date: Some(DatePreset::Custom { first: Some(date("2026-01-01")), last: None }),

@@ -68,8 +68,63 @@ pub struct Archive {
     pub name: String,
     /// The owning user; `None` for an orphaned archive.
     pub owner: Option<UserId>,
-    /// Folder paths below the top-level folder, `/`-separated (e.g. `Inbox/Projects`).
-    pub folders: BTreeSet<String>,
+    /// The folder tree: each path below the top-level folder, `/`-separated (e.g. `Inbox/Projects`),
+    /// with the folder's key. Mail is filed (staging log, manifest entry, index document) under the
+    /// key, never the path, so moving or renaming a folder changes this map only (O(folders), not
+    /// O(messages)). A folder's key is its path at creation unless another folder holds that key
+    /// (then `<path>#<n>`); folders recorded before keys existed (a list of paths) keep key = path,
+    /// which is what their mail carries, so older data needs no migration.
+    #[serde(deserialize_with = "folder_tree")]
+    pub folders: BTreeMap<String, String>,
+}
+
+impl Archive {
+    /// The key mail of folder `path` is filed under; `""` (the top-level folder) is its own key.
+    pub fn folder_key(&self, path: &str) -> Option<&str> {
+        if path.is_empty() {
+            return Some("");
+        }
+        self.folders.get(path).map(String::as_str)
+    }
+
+    /// The keys of folder `path` and, when `subfolders`, of every folder below it; `None` when the
+    /// archive has no such folder.
+    pub fn folder_keys(&self, path: &str, subfolders: bool) -> Option<Vec<String>> {
+        let own = self.folder_key(path)?.to_string();
+        let mut keys = vec![own];
+        if subfolders {
+            let prefix = format!("{path}/");
+            let below = self.folders.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix));
+            keys.extend(below.map(|(_, k)| k.clone()));
+            if path.is_empty() {
+                keys.extend(self.folders.values().cloned());
+            }
+        }
+        Some(keys)
+    }
+
+    /// Key -> current path of every folder (the top-level folder's key `""` included), to show
+    /// where mail filed under a key is now.
+    pub fn paths_by_key(&self) -> std::collections::HashMap<&str, &str> {
+        let mut map: std::collections::HashMap<&str, &str> =
+            self.folders.iter().map(|(p, k)| (k.as_str(), p.as_str())).collect();
+        map.insert("", "");
+        map
+    }
+}
+
+/// Reads the folder tree as a map path -> key, or as the list of paths older states held (key = path).
+fn folder_tree<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tree {
+        Keyed(BTreeMap<String, String>),
+        Paths(BTreeSet<String>),
+    }
+    Ok(match Tree::deserialize(d)? {
+        Tree::Keyed(map) => map,
+        Tree::Paths(paths) => paths.into_iter().map(|p| (p.clone(), p)).collect(),
+    })
 }
 
 /// An archive store (shard) in the catalogue (STO-01..03, CLU-02).
@@ -108,5 +163,35 @@ pub struct NodeInfo {
 impl std::fmt::Display for NodeInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "cluster={} api={}", self.cluster_addr, self.api_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_trees_of_older_states_read_with_path_keys() {
+        let old = r#"{"id":3,"name":"alice","owner":null,"folders":["Inbox","Inbox/Sub"]}"#;
+        let archive: Archive = serde_json::from_str(old).expect("old tree");
+        assert_eq!(archive.folder_key("Inbox/Sub"), Some("Inbox/Sub"));
+        let again: Archive =
+            serde_json::from_str(&serde_json::to_string(&archive).expect("json")).expect("new tree");
+        assert_eq!(again, archive);
+    }
+
+    #[test]
+    fn folder_keys_cover_the_subtree_only() {
+        let folders = [("In", "In"), ("In/Sub", "k2"), ("In/Sub/x", "k3"), ("Inbox", "Inbox")];
+        let archive = Archive {
+            id: 1,
+            name: "alice".into(),
+            owner: None,
+            folders: folders.iter().map(|(p, k)| (p.to_string(), k.to_string())).collect(),
+        };
+        assert_eq!(archive.folder_keys("In", true), Some(vec!["In".into(), "k2".into(), "k3".into()]));
+        assert_eq!(archive.folder_keys("In", false), Some(vec!["In".into()]));
+        assert_eq!(archive.folder_keys("Out", true), None);
+        assert_eq!(archive.paths_by_key().get("k3"), Some(&"In/Sub/x"));
     }
 }
