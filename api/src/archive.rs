@@ -38,11 +38,96 @@ pub enum ArchiveError {
     Keys(String),
     #[error("search: {0}")]
     Search(String),
+    /// The store a batch was sent to is no longer the tenant's current store (STO-02): only the current
+    /// store accepts new mail; the sender re-reads the catalogue and sends the batch there.
+    #[error("store {shard} is not the current store; new mail goes to the current store")]
+    NotCurrent { shard: ShardId },
+    /// A tenant with a disabled store takes no imports: duplicates of its messages could not be
+    /// excluded (STO-03).
+    #[error(
+        "store {id} ('{name}') is disabled: imports do not start while a store is disabled, because duplicates of its messages could not be excluded; enable it (SetStoreRequestedState) first"
+    )]
+    StoreDisabled { id: ShardId, name: String },
+}
+
+impl ArchiveError {
+    /// The HTTP status of the data API for this error: a refusal the caller can act on is a 409,
+    /// anything else means the cluster could not do it now (503).
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        match self {
+            ArchiveError::StoreDisabled { .. } => axum::http::StatusCode::CONFLICT,
+            _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
 }
 
 impl From<MetaError> for ArchiveError {
     fn from(e: MetaError) -> Self {
         ArchiveError::Meta(RaftNodeError::Meta(e))
+    }
+}
+
+/// What checking a store's index against its manifest found (`VerifyStore includeIndexes=true`):
+/// every committed message must be indexed exactly once, and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexCheck {
+    /// Searchable documents in the index.
+    pub documents: u64,
+    /// Message numbers the manifest lists but the index does not.
+    pub missing: Vec<u64>,
+    /// Message numbers indexed more than once.
+    pub duplicated: Vec<u64>,
+    /// Numbers in the index that the manifest does not list.
+    pub unknown: Vec<u64>,
+    /// Why the index could not be read at all, if so.
+    pub unusable: Option<String>,
+}
+
+impl IndexCheck {
+    /// Compares the manifest's message numbers with the index's (sorted, repeated when indexed twice).
+    pub fn compare(mut listed: Vec<u64>, indexed: &[u64], unusable: Option<String>) -> IndexCheck {
+        listed.sort_unstable();
+        let mut check = IndexCheck { documents: indexed.len() as u64, unusable, ..IndexCheck::default() };
+        let (mut i, mut j) = (0, 0);
+        loop {
+            match (listed.get(i), indexed.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    let mut k = j + 1;
+                    while indexed.get(k) == Some(b) {
+                        k += 1;
+                    }
+                    if k - j > 1 {
+                        check.duplicated.push(*b);
+                    }
+                    i += 1;
+                    j = k;
+                }
+                (Some(a), Some(b)) if a < b => {
+                    check.missing.push(*a);
+                    i += 1;
+                }
+                (Some(a), None) => {
+                    check.missing.push(*a);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    if check.unknown.last() != Some(b) {
+                        check.unknown.push(*b);
+                    }
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        check
+    }
+
+    /// True when every listed message is indexed exactly once and nothing else is.
+    pub fn is_intact(&self) -> bool {
+        self.unusable.is_none()
+            && self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.unknown.is_empty()
     }
 }
 
@@ -79,8 +164,8 @@ pub enum Archived {
 
 /// A served shard and its index.
 #[derive(Clone)]
-struct Served {
-    shard: Shard,
+pub(crate) struct Served {
+    pub(crate) shard: Shard,
     index: Arc<ShardIndex>,
     /// False when the index files named by the manifest could not be restored: searches then list
     /// the shard as missing until `RebuildStoreIndex` has run (invariant 5).
@@ -89,16 +174,18 @@ struct Served {
 
 /// The archive service of this node.
 pub struct ArchiveService {
-    meta: MetaNode,
+    pub(crate) meta: MetaNode,
     /// Serialises the creation of a tenant's first shard on this node.
     creating: tokio::sync::Mutex<()>,
     /// Shards marked by `SelectAllStoreIndexesForRebuild`, rebuilt by `RebuildSelectedStoreIndexes`.
     pub selected_for_rebuild: std::sync::Mutex<std::collections::BTreeSet<ShardId>>,
-    objects: Objects,
+    pub(crate) objects: Objects,
     master: MasterKey,
     data_dir: PathBuf,
     limits: Limits,
-    served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
+    pub(crate) served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
+    /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
+    pub(crate) older: crate::older_shards::OlderShards,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -175,6 +262,25 @@ impl IndexSink for SearchSink {
     }
 }
 
+/// Drops what the staging log of a store that is no longer current still holds: never acknowledged
+/// (nothing of it was committed), and Raft refuses to add it to a store that is not current, so its
+/// senders' retries archive it into the current store instead.
+fn discard_staged(path: &std::path::Path, id: ShardId) -> Result<(), ArchiveError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let (mut staging, pending) = arca_shard::staging::Staging::open(path).map_err(ShardError::from)?;
+    if !pending.is_empty() {
+        tracing::warn!(
+            shard = id,
+            messages = pending.len(),
+            "the store is not current: dropping unacknowledged messages of its staging log"
+        );
+        staging.clear().map_err(ShardError::from)?;
+    }
+    Ok(())
+}
+
 fn wrapped(json: &str) -> Result<WrappedKey, ArchiveError> {
     serde_json::from_str(json)
         .map_err(|e| ArchiveError::Keys(format!("a wrapped key in the catalogue is unreadable: {e}")))
@@ -192,7 +298,29 @@ impl ArchiveService {
             data_dir,
             limits: Limits::default(),
             served: tokio::sync::Mutex::new(HashMap::new()),
+            older: crate::older_shards::OlderShards::new(
+                arca_types::config::StorageConfig::default().identity_cache_entries,
+            ),
         }
+    }
+
+    /// Bounds the read-only manifests kept for confirming identities of other shards
+    /// (`storage.identity_cache_entries`).
+    pub fn with_identity_cache_entries(mut self, entries: usize) -> ArchiveService {
+        self.older = crate::older_shards::OlderShards::new(entries);
+        self
+    }
+
+    /// The data key of shard `id` of `tenant`, unwrapped from its catalogue record.
+    pub(crate) async fn shard_data_key(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        wrapped_key: Option<&str>,
+    ) -> Result<DataKey, ArchiveError> {
+        let json = wrapped_key.ok_or_else(|| ArchiveError::Keys(format!("store {id} has no data key")))?;
+        let tenant_key = self.tenant_key(tenant).await?;
+        tenant_key.unwrap_data_key(&wrapped(json)?).map_err(|e| ArchiveError::Keys(e.to_string()))
     }
 
     /// The master key as hex, for handing to a joining node over the cluster channel. Never log it.
@@ -236,7 +364,8 @@ impl ArchiveService {
     /// Concurrent first imports race to create it: whoever loses reads the winner's shard.
     async fn current_shard(&self, tenant: &str) -> Result<ShardId, ArchiveError> {
         // Hot path (every batch): the locally applied state. A current store changed elsewhere a moment
-        // ago is at worst a store that just stopped being current, which still accepts mail.
+        // ago is at worst a store that just stopped being current: it refuses the batch, and `archive`
+        // sends it once more to the store the catalogue then names current.
         if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
             return Ok(id);
         }
@@ -297,6 +426,9 @@ impl ArchiveService {
         let key =
             tenant_key.unwrap_data_key(&wrapped(json)?).map_err(|e| ArchiveError::Keys(e.to_string()))?;
         let local = self.data_dir.join("shards").join(id.to_string());
+        if record.state != ShardState::Current {
+            discard_staged(&local.join("staging.log"), id)?;
+        }
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
@@ -410,8 +542,48 @@ impl ArchiveService {
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
+        self.refuse_while_disabled(tenant)?;
         self.register_folders(tenant, archive, &messages).await?;
         let id = self.current_shard(tenant).await?;
+        match self.archive_in(tenant, id, archive, messages.clone()).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                // The store may have stopped being current meanwhile (its writer, or Raft, refused the
+                // batch): send it once to the store the catalogue now names current. Dedupe makes
+                // the retry safe.
+                self.meta.linearizable().await?;
+                match self.current_shard(tenant).await? {
+                    now if now != id => self.archive_in(tenant, now, archive, messages).await,
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Refuses imports while the tenant has a disabled store (STO-03).
+    fn refuse_while_disabled(&self, tenant: &str) -> Result<(), ArchiveError> {
+        let disabled = self.meta.with_state(|s| {
+            s.tenant(tenant).ok().and_then(|t| {
+                t.shards
+                    .values()
+                    .find(|sh| sh.state == ShardState::Disabled)
+                    .map(|sh| (sh.id, sh.name.clone()))
+            })
+        });
+        match disabled {
+            Some((id, name)) => Err(ArchiveError::StoreDisabled { id, name }),
+            None => Ok(()),
+        }
+    }
+
+    /// Archives `messages` into shard `id`, here or on the node serving it.
+    async fn archive_in(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        archive: ArchiveId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Archived>, ArchiveError> {
         if let Some(node) = self.remote_owner(tenant, id).await? {
             let encoded =
                 messages.iter().map(|m| (m.folder.clone(), BASE64.encode(&m.raw), m.sent)).collect();
@@ -476,11 +648,35 @@ impl ArchiveService {
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
+        // Only the current store takes new mail (STO-02); a batch routed on a catalogue a moment old is
+        // answered so that its sender re-reads it (Raft refuses the commit as well).
+        let is_current = |s: &arca_raft::MetaState| {
+            s.tenant(tenant)
+                .ok()
+                .and_then(|t| t.shards.get(&id))
+                .is_some_and(|sh| sh.state == ShardState::Current)
+        };
+        if !self.meta.with_state(|s| is_current(s)) {
+            self.meta.linearizable().await?;
+            if !self.meta.with_state(|s| is_current(s)) {
+                return Err(ArchiveError::NotCurrent { shard: id });
+            }
+        }
         let served = self.serve(tenant, id).await?;
+        let direction = |sent: bool| if sent { Direction::Sent } else { Direction::Received };
+        let elsewhere = {
+            let wanted: Vec<crate::older_shards::Wanted<'_>> =
+                messages.iter().map(|m| (archive, m.raw.as_slice(), direction(m.sent))).collect();
+            self.find_in_other_shards(tenant, id, &wanted).await?
+        };
         let mut results = vec![None; messages.len()];
         let mut incoming = Vec::new();
         let mut slots = Vec::new();
         for (i, NewMessage { folder, raw, sent }) in messages.into_iter().enumerate() {
+            if let Some((shard, number)) = elsewhere[i] {
+                results[i] = Some(Archived::Present { shard, number });
+                continue;
+            }
             match parse_message(&raw, &self.limits) {
                 Ok(doc) => {
                     let direction = if sent { Direction::Sent } else { Direction::Received };
@@ -654,29 +850,67 @@ impl ArchiveService {
         name: &str,
         state: ShardState,
     ) -> Result<ShardId, ArchiveError> {
+        self.create_store_once(tenant, name, state, None).await
+    }
+
+    /// [`ArchiveService::create_store`] under a client's request id (`Idempotency-Key`), so that a
+    /// retry creates one store.
+    pub async fn create_store_once(
+        &self,
+        tenant: &str,
+        name: &str,
+        state: ShardState,
+        request_id: Option<String>,
+    ) -> Result<ShardId, ArchiveError> {
         let tenant_key = self.tenant_key(tenant).await?;
         let w =
             tenant_key.wrap_data_key(&DataKey::generate()).map_err(|e| ArchiveError::Keys(e.to_string()))?;
         let wrapped_key = Some(serde_json::to_string(&w).map_err(|e| ArchiveError::Keys(e.to_string()))?);
-        match self
-            .meta
-            .write(Command::CreateShard { tenant: tenant.into(), name: name.into(), state, wrapped_key })
-            .await?
-        {
+        let command = Command::CreateShard { tenant: tenant.into(), name: name.into(), state, wrapped_key };
+        let created = match request_id {
+            Some(id) => self.meta.write_with_id(id, command).await?,
+            None => self.meta.write(command).await?,
+        };
+        match created {
             CommandOutput::Created(id) => Ok(id),
             other => Err(ArchiveError::Keys(format!("unexpected answer creating a store: {other:?}"))),
         }
     }
 
-    /// Verifies every pack of shard `id`; `progress` receives log lines.
+    /// Verifies every pack of shard `id`, and with `include_indexes` its index against its manifest;
+    /// `progress` receives log lines.
     pub async fn verify_store(
         &self,
         tenant: &str,
         id: ShardId,
-        progress: impl FnMut(String),
-    ) -> Result<arca_shard::shard::ShardVerify, ArchiveError> {
+        include_indexes: bool,
+        mut progress: impl FnMut(String),
+    ) -> Result<(arca_shard::shard::ShardVerify, Option<IndexCheck>), ArchiveError> {
         let served = self.serve(tenant, id).await?;
-        Ok(served.shard.verify(progress).await)
+        let packs = served.shard.verify(&mut progress).await;
+        if !include_indexes {
+            return Ok((packs, None));
+        }
+        progress(format!("Checking the index of store #{id} against its manifest..."));
+        let numbers: Vec<u64> = served.shard.with_manifest(|m| m.entries.iter().map(|e| e.number).collect());
+        let check = if served.complete.load(std::sync::atomic::Ordering::Relaxed) {
+            let indexed = served.index.indexed_numbers().map_err(|e| ArchiveError::Search(e.to_string()))?;
+            IndexCheck::compare(numbers, &indexed, None)
+        } else {
+            IndexCheck::compare(
+                numbers,
+                &[],
+                Some("the index files the manifest names could not be restored".to_string()),
+            )
+        };
+        progress(format!(
+            "store #{id}: index holds {} documents; {} messages not indexed, {} indexed more than once, {} unknown",
+            check.documents,
+            check.missing.len(),
+            check.duplicated.len(),
+            check.unknown.len()
+        ));
+        Ok((packs, Some(check)))
     }
 
     /// Rebuilds shard `id`'s index from its packs; answers the number of messages indexed.
@@ -760,5 +994,19 @@ impl ArchiveService {
             .ok_or(ShardError::NoSuchMessage { shard, number })?;
         let raw = served.shard.fetch(number).await?;
         Ok((entry, raw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IndexCheck;
+
+    #[test]
+    fn an_index_check_names_missing_doubled_and_unknown_messages() {
+        let check = IndexCheck::compare(vec![3, 1, 2, 5], &[1, 2, 2, 4, 5, 7, 7], None);
+        assert_eq!((check.missing, check.duplicated, check.unknown), (vec![3], vec![2], vec![4, 7]));
+        assert_eq!(check.documents, 7);
+        assert!(IndexCheck::compare(vec![2, 1], &[1, 2], None).is_intact());
+        assert!(!IndexCheck::compare(vec![], &[], Some("gone".into())).is_intact());
     }
 }

@@ -126,7 +126,7 @@ async fn upload(
     let message = NewMessage { folder: arg.folder, raw: body.to_vec(), sent: false };
     match service.archive(&caller.tenant, access.id, vec![message]).await {
         Ok(results) => axum::Json(results.first().map(archived_json).unwrap_or(Value::Null)).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(e.http_status(), e.to_string()),
     }
 }
 
@@ -235,7 +235,7 @@ async fn upload_batch(
                     results[slot] = archived_json(&outcome);
                 }
             }
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(e) => return error(e.http_status(), e.to_string()),
         }
     }
     axum::Json(json!({ "results": results })).into_response()
@@ -383,7 +383,7 @@ async fn upload_routed(
                     }
                 }
             }
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(e) => return error(e.http_status(), e.to_string()),
         }
     }
     // One summary per message: archived if any archive got it new, else present, else the reason.

@@ -15,6 +15,7 @@ pub mod data;
 pub mod envelope;
 pub mod functions;
 pub mod listener;
+mod older_shards;
 pub mod routes;
 
 use std::sync::Arc;
