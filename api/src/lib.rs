@@ -14,6 +14,7 @@ pub mod catalogue;
 pub mod data;
 pub mod envelope;
 pub mod functions;
+pub mod index_check;
 pub mod listener;
 mod older_shards;
 pub mod routes;
