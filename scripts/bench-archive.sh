@@ -3,6 +3,8 @@
 # and index bytes, objects written, GETs per fetch and search p50/p99, against notmuch and mu indexing and
 # searching the same messages as a Maildir, with every target marked PASS or MISS.
 #   scripts/bench-archive.sh [--shared DIR] [--rounds N] [--peer-timeout SECS] [--limit N] [--no-peers]
+#   scripts/bench-archive.sh --stores 8 [--no-peers]   1 store against 8 stores holding the corpus (cross-store
+#   dedupe cost: import, re-import and search of both in one table, with ratios)
 # Needs python3 (corpus unpacker); installs notmuch, maildir-utils (mu) and strace with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

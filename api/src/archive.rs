@@ -50,6 +50,27 @@ pub enum ArchiveError {
     /// The search is over a `[search]` bound: the caller's error, never a missing store.
     #[error(transparent)]
     QueryLimit(#[from] arca_types::query::QueryLimitError),
+    /// The store a batch was sent to is no longer the tenant's current store (STO-02): only the current
+    /// store accepts new mail; the sender re-reads the catalogue and sends the batch there.
+    #[error("store {shard} is not the current store; new mail goes to the current store")]
+    NotCurrent { shard: ShardId },
+    /// A tenant with a disabled store takes no imports: duplicates of its messages could not be
+    /// excluded (STO-03).
+    #[error(
+        "store {id} ('{name}') is disabled: imports do not start while a store is disabled, because duplicates of its messages could not be excluded; enable it (SetStoreRequestedState) first"
+    )]
+    StoreDisabled { id: ShardId, name: String },
+}
+
+impl ArchiveError {
+    /// The HTTP status of the data API for this error: a refusal the caller can act on is a 409,
+    /// anything else means the cluster could not do it now (503).
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        match self {
+            ArchiveError::StoreDisabled { .. } => axum::http::StatusCode::CONFLICT,
+            _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
 }
 
 impl From<MetaError> for ArchiveError {
@@ -75,7 +96,7 @@ enum Remote {
     Archive { tenant: String, shard: ShardId, archive: ArchiveId, messages: Vec<(String, String, bool)> },
     Search { tenant: String, shard: ShardId, query: Box<ShardQuery> },
     Fetch { tenant: String, shard: ShardId, number: u64, readable: Vec<ArchiveId> },
-    Verify { tenant: String, shard: ShardId },
+    Verify { tenant: String, shard: ShardId, include_indexes: bool },
     Rebuild { tenant: String, shard: ShardId },
     IndexInfo { tenant: String, shard: ShardId },
     Entries { tenant: String, shard: ShardId, after: u64, limit: usize },
@@ -120,8 +141,8 @@ pub enum Archived {
 
 /// A served shard and its index.
 #[derive(Clone)]
-struct Served {
-    shard: Shard,
+pub(crate) struct Served {
+    pub(crate) shard: Shard,
     index: Arc<ShardIndex>,
     /// False when the index files named by the manifest could not be restored: searches then list
     /// the shard as missing until `RebuildStoreIndex` has run (invariant 5).
@@ -130,18 +151,20 @@ struct Served {
 
 /// The archive service of this node.
 pub struct ArchiveService {
-    meta: MetaNode,
+    pub(crate) meta: MetaNode,
     /// Serialises the creation of a tenant's first shard on this node.
     creating: tokio::sync::Mutex<()>,
     /// Shards marked by `SelectAllStoreIndexesForRebuild`, rebuilt by `RebuildSelectedStoreIndexes`.
     pub selected_for_rebuild: std::sync::Mutex<std::collections::BTreeSet<ShardId>>,
-    objects: Objects,
+    pub(crate) objects: Objects,
     master: MasterKey,
     data_dir: PathBuf,
     limits: Limits,
-    served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
+    pub(crate) served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
     /// Takeovers that failed, by shard (see [`ArchiveService::take_over`]).
     failed_takeovers: std::sync::Mutex<HashMap<ShardId, FailedTakeover>>,
+    /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
+    pub(crate) older: crate::older_shards::OlderShards,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -218,6 +241,25 @@ impl IndexSink for SearchSink {
     }
 }
 
+/// Drops what the staging log of a store that is no longer current still holds: never acknowledged
+/// (nothing of it was committed), and Raft refuses to add it to a store that is not current, so its
+/// senders' retries archive it into the current store instead.
+fn discard_staged(path: &std::path::Path, id: ShardId) -> Result<(), ArchiveError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let (mut staging, pending) = arca_shard::staging::Staging::open(path).map_err(ShardError::from)?;
+    if !pending.is_empty() {
+        tracing::warn!(
+            shard = id,
+            messages = pending.len(),
+            "the store is not current: dropping unacknowledged messages of its staging log"
+        );
+        staging.clear().map_err(ShardError::from)?;
+    }
+    Ok(())
+}
+
 fn wrapped(json: &str) -> Result<WrappedKey, ArchiveError> {
     serde_json::from_str(json)
         .map_err(|e| ArchiveError::Keys(format!("a wrapped key in the catalogue is unreadable: {e}")))
@@ -236,7 +278,29 @@ impl ArchiveService {
             limits: Limits::default(),
             served: tokio::sync::Mutex::new(HashMap::new()),
             failed_takeovers: std::sync::Mutex::new(HashMap::new()),
+            older: crate::older_shards::OlderShards::new(
+                arca_types::config::StorageConfig::default().identity_cache_entries,
+            ),
         }
+    }
+
+    /// Bounds the read-only manifests kept for confirming identities of other shards
+    /// (`storage.identity_cache_entries`).
+    pub fn with_identity_cache_entries(mut self, entries: usize) -> ArchiveService {
+        self.older = crate::older_shards::OlderShards::new(entries);
+        self
+    }
+
+    /// The data key of shard `id` of `tenant`, unwrapped from its catalogue record.
+    pub(crate) async fn shard_data_key(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        wrapped_key: Option<&str>,
+    ) -> Result<DataKey, ArchiveError> {
+        let json = wrapped_key.ok_or_else(|| ArchiveError::Keys(format!("store {id} has no data key")))?;
+        let tenant_key = self.tenant_key(tenant).await?;
+        tenant_key.unwrap_data_key(&wrapped(json)?).map_err(|e| ArchiveError::Keys(e.to_string()))
     }
 
     /// The master key as hex, for handing to a joining node over the cluster channel. Never log it.
@@ -280,7 +344,8 @@ impl ArchiveService {
     /// Concurrent first imports race to create it: whoever loses reads the winner's shard.
     async fn current_shard(&self, tenant: &str) -> Result<ShardId, ArchiveError> {
         // Hot path (every batch): the locally applied state. A current store changed elsewhere a moment
-        // ago is at worst a store that just stopped being current, which still accepts mail.
+        // ago is at worst a store that just stopped being current: it refuses the batch, and `archive`
+        // sends it once more to the store the catalogue then names current.
         if let Some(id) = self.meta.with_state(|s| s.current_shard(tenant).map(|sh| sh.id)) {
             return Ok(id);
         }
@@ -420,6 +485,9 @@ impl ArchiveService {
         let key =
             tenant_key.unwrap_data_key(&wrapped(json)?).map_err(|e| ArchiveError::Keys(e.to_string()))?;
         let local = self.data_dir.join("shards").join(id.to_string());
+        if record.state != ShardState::Current {
+            discard_staged(&local.join("staging.log"), id)?;
+        }
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
@@ -531,6 +599,7 @@ impl ArchiveService {
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
+        self.refuse_while_disabled(tenant)?;
         let keys = self.register_folders(tenant, archive, &messages).await?;
         let mut results: Vec<Option<Archived>> = vec![None; messages.len()];
         let (mut slots, mut filed) = (Vec::new(), Vec::new());
@@ -555,8 +624,8 @@ impl ArchiveService {
             .collect())
     }
 
-    /// Archives messages whose `folder` already holds their folder's key (see [`Self::archive`]) on
-    /// the node serving the tenant's current shard.
+    /// Archives messages whose `folder` already holds their folder's key (see [`Self::archive`]) into
+    /// the tenant's current shard.
     async fn archive_filed(
         &self,
         tenant: &str,
@@ -564,8 +633,47 @@ impl ArchiveService {
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
         let id = self.current_shard(tenant).await?;
+        match self.archive_in(tenant, id, archive, messages.clone()).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                // The store may have stopped being current meanwhile (its writer, or Raft, refused the
+                // batch): send it once to the store the catalogue now names current. Dedupe makes
+                // the retry safe.
+                self.meta.linearizable().await?;
+                match self.current_shard(tenant).await? {
+                    now if now != id => self.archive_in(tenant, now, archive, messages).await,
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Refuses imports while the tenant has a disabled store (STO-03).
+    fn refuse_while_disabled(&self, tenant: &str) -> Result<(), ArchiveError> {
+        let disabled = self.meta.with_state(|s| {
+            s.tenant(tenant).ok().and_then(|t| {
+                t.shards
+                    .values()
+                    .find(|sh| sh.state == ShardState::Disabled)
+                    .map(|sh| (sh.id, sh.name.clone()))
+            })
+        });
+        match disabled {
+            Some((id, name)) => Err(ArchiveError::StoreDisabled { id, name }),
+            None => Ok(()),
+        }
+    }
+
+    /// Archives `messages` into shard `id`, here or on the node serving it.
+    async fn archive_in(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        archive: ArchiveId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Archived>, ArchiveError> {
         match self.place(tenant, id).await? {
-            Placement::Here(served) => self.archive_served(served, id, archive, messages).await,
+            Placement::Here(served) => self.archive_served(served, tenant, id, archive, messages).await,
             Placement::There(node) => self.archive_forwarded(node, tenant, id, archive, messages).await,
         }
     }
@@ -723,14 +831,39 @@ impl ArchiveService {
     async fn archive_served(
         &self,
         served: Served,
+        tenant: &str,
         id: ShardId,
         archive: ArchiveId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
+        // Only the current store takes new mail (STO-02); a batch routed on a catalogue a moment old is
+        // answered so that its sender re-reads it (Raft refuses the commit as well).
+        let is_current = |s: &arca_raft::MetaState| {
+            s.tenant(tenant)
+                .ok()
+                .and_then(|t| t.shards.get(&id))
+                .is_some_and(|sh| sh.state == ShardState::Current)
+        };
+        if !self.meta.with_state(|s| is_current(s)) {
+            self.meta.linearizable().await?;
+            if !self.meta.with_state(|s| is_current(s)) {
+                return Err(ArchiveError::NotCurrent { shard: id });
+            }
+        }
+        let direction = |sent: bool| if sent { Direction::Sent } else { Direction::Received };
+        let elsewhere = {
+            let wanted: Vec<crate::older_shards::Wanted<'_>> =
+                messages.iter().map(|m| (archive, m.raw.as_slice(), direction(m.sent))).collect();
+            self.find_in_other_shards(tenant, id, &wanted).await?
+        };
         let mut results = vec![None; messages.len()];
         let mut incoming = Vec::new();
         let mut slots = Vec::new();
         for (i, NewMessage { folder, raw, sent }) in messages.into_iter().enumerate() {
+            if let Some((shard, number)) = elsewhere[i] {
+                results[i] = Some(Archived::Present { shard, number });
+                continue;
+            }
             match parse_message(&raw, &self.limits) {
                 Ok(doc) => {
                     let direction = if sent { Direction::Sent } else { Direction::Received };
@@ -801,7 +934,7 @@ impl ArchiveService {
                 }
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
                 serde_json::to_value(
-                    self.archive_served(served, shard, archive, decoded).await.map_err(failed)?,
+                    self.archive_served(served, &tenant, shard, archive, decoded).await.map_err(failed)?,
                 )
             }
             Remote::Search { tenant, shard, query } => {
@@ -818,10 +951,11 @@ impl ArchiveService {
                 let (entry, raw) = fetch_served(&served, shard, number, &readable).await.map_err(failed)?;
                 serde_json::to_value((entry, BASE64.encode(raw)))
             }
-            Remote::Verify { tenant, shard } => {
+            Remote::Verify { tenant, shard, include_indexes } => {
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
                 let mut lines = Vec::new();
-                let report = served.shard.verify(|line| lines.push(line)).await;
+                let report =
+                    verify_served(&served, shard, include_indexes, |line| lines.push(line)).await.map_err(failed)?;
                 serde_json::to_value((report, lines))
             }
             Remote::Rebuild { tenant, shard } => {
@@ -961,33 +1095,47 @@ impl ArchiveService {
         name: &str,
         state: ShardState,
     ) -> Result<ShardId, ArchiveError> {
+        self.create_store_once(tenant, name, state, None).await
+    }
+
+    /// [`ArchiveService::create_store`] under a client's request id (`Idempotency-Key`), so that a
+    /// retry creates one store.
+    pub async fn create_store_once(
+        &self,
+        tenant: &str,
+        name: &str,
+        state: ShardState,
+        request_id: Option<String>,
+    ) -> Result<ShardId, ArchiveError> {
         let tenant_key = self.tenant_key(tenant).await?;
         let w =
             tenant_key.wrap_data_key(&DataKey::generate()).map_err(|e| ArchiveError::Keys(e.to_string()))?;
         let wrapped_key = Some(serde_json::to_string(&w).map_err(|e| ArchiveError::Keys(e.to_string()))?);
-        match self
-            .meta
-            .write(Command::CreateShard { tenant: tenant.into(), name: name.into(), state, wrapped_key })
-            .await?
-        {
+        let command = Command::CreateShard { tenant: tenant.into(), name: name.into(), state, wrapped_key };
+        let created = match request_id {
+            Some(id) => self.meta.write_with_id(id, command).await?,
+            None => self.meta.write(command).await?,
+        };
+        match created {
             CommandOutput::Created(id) => Ok(id),
             other => Err(ArchiveError::Keys(format!("unexpected answer creating a store: {other:?}"))),
         }
     }
 
-    /// Verifies every pack of shard `id`, on the node serving it; `progress` receives log lines.
+    /// Verifies every pack of shard `id`, and with `include_indexes` its index against its manifest,
+    /// on the node serving it; `progress` receives log lines.
     pub async fn verify_store(
         &self,
         tenant: &str,
         id: ShardId,
+        include_indexes: bool,
         mut progress: impl FnMut(String),
-    ) -> Result<arca_shard::shard::ShardVerify, ArchiveError> {
+    ) -> Result<(arca_shard::shard::ShardVerify, Option<crate::index_check::IndexCheck>), ArchiveError> {
         match self.place(tenant, id).await? {
-            Placement::Here(served) => Ok(served.shard.verify(progress).await),
+            Placement::Here(served) => Ok(verify_served(&served, id, include_indexes, progress).await?),
             Placement::There(node) => {
-                let request = Remote::Verify { tenant: tenant.into(), shard: id };
-                let (report, lines): (arca_shard::shard::ShardVerify, Vec<String>) =
-                    self.forward(node, &request).await?;
+                let request = Remote::Verify { tenant: tenant.into(), shard: id, include_indexes };
+                let (report, lines): VerifyAnswer = self.forward(node, &request).await?;
                 progress(format!("(verified by node {node}, which serves store {id})"));
                 lines.into_iter().for_each(progress);
                 Ok(report)
@@ -1140,6 +1288,44 @@ const MAX_FOLDER_JSON_BYTES: usize = 1024 * 1024;
 fn encoded_message_bytes(folder: &str, base64_len: usize) -> usize {
     // `["<folder>","<base64>",false],`: a folder character escapes to at most 6 bytes.
     base64_len + folder.len().saturating_mul(6) + 16
+}
+
+/// What a forwarded `VerifyStore` answers: the report and the progress lines written meanwhile.
+type VerifyAnswer =
+    ((arca_shard::shard::ShardVerify, Option<crate::index_check::IndexCheck>), Vec<String>);
+
+/// Verifies the packs of a shard served here and, with `include_indexes`, its index against its
+/// manifest.
+async fn verify_served(
+    served: &Served,
+    id: ShardId,
+    include_indexes: bool,
+    mut progress: impl FnMut(String),
+) -> Result<(arca_shard::shard::ShardVerify, Option<crate::index_check::IndexCheck>), ArchiveError> {
+    let packs = served.shard.verify(&mut progress).await;
+    if !include_indexes {
+        return Ok((packs, None));
+    }
+    progress(format!("Checking the index of store #{id} against its manifest..."));
+    let numbers: Vec<u64> = served.shard.with_manifest(|m| m.entries.iter().map(|e| e.number).collect());
+    let check = if served.complete.load(std::sync::atomic::Ordering::Relaxed) {
+        let indexed = served.index.indexed_numbers().map_err(|e| ArchiveError::Search(e.to_string()))?;
+        crate::index_check::IndexCheck::compare(numbers, &indexed, None)
+    } else {
+        crate::index_check::IndexCheck::compare(
+            numbers,
+            &[],
+            Some("the index files the manifest names could not be restored".to_string()),
+        )
+    };
+    progress(format!(
+        "store #{id}: index holds {} documents; {} messages not indexed, {} indexed more than once, {} unknown",
+        check.documents,
+        check.missing.len(),
+        check.duplicated.len(),
+        check.unknown.len()
+    ));
+    Ok((packs, Some(check)))
 }
 
 async fn search_served(

@@ -92,6 +92,19 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError(e.to_string()))
 }
 
+/// Hashes a password with argon2id under a salt derived from `seed` (a client's `Idempotency-Key`), so
+/// that a retried request carries the same hash and is recognised as the same request, while the same
+/// key with another password is a different one.
+pub fn hash_password_seeded(password: &str, seed: &str) -> Result<String, HashError> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("arca/password-salt/v1\0{seed}").as_bytes());
+    let salt = SaltString::encode_b64(&digest[..16]).map_err(|e| HashError(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
 fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
         .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())

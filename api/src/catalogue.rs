@@ -132,7 +132,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("CreateBackup", &[s("path"), bo("excludeSearchIndexes")], "Back up the entire archive to path (target directory); the first run copies everything, later runs only changes. A restore without search indexes must rebuild them. Arca: Raft snapshot plus all objects, to a directory or object-store URL; the archive stays available meanwhile.", NotYet),
     f("CreateJob", &[so("name"), so("action"), so("owner"), so("timeZoneId"), so("date"), no("interval"), so("time"), so("dayOfWeek"), so("dayOfMonth")], "Create a job that runs a Management-API command on a schedule (date = run once; time alone = daily; dayOfWeek/dayOfMonth need time; interval in minutes). Arca: action is required; name defaults to the action's function, owner (an administrator) to the caller, timeZoneId to $Local.", NotYet),
     f("CreateProfile", &[j("properties"), b("raw")], "Create an archiving or export profile. properties: the JSON GetProfiles returns for that profile type, without id and version, with password filled in; raw accepts only true.", NotYet),
-    f("CreateStore", &[s("name"), so("type"), so("databaseName"), so("databasePath"), so("contentPath"), so("indexPath"), so("serverName"), so("userName"), so("password"), so("requestedState")], "Create and attach a new archive store. Arca: a new shard; type FileSystemInternal only (SQLServer and PostgreSQL are refused), the SQL arguments are meaningless.", Implemented),
+    f("CreateStore", &[s("name"), so("type"), so("databaseName"), so("databasePath"), so("contentPath"), so("indexPath"), so("serverName"), so("userName"), so("password"), so("requestedState")], "Create and attach a new archive store. Arca: a new shard; type FileSystemInternal only (SQLServer and PostgreSQL are refused); databaseName, databasePath, contentPath, indexPath, serverName, userName and password are refused, naming the argument (every shard lives at <storage>/tenants/<tenant>/shards/<id>).", Implemented),
     f("CreateUser", &[s("userName"), s("privileges"), so("fullName"), so("distinguishedName"), so("authentication"), so("password")], "Create a user. privileges: comma-separated none, admin, login, changePassword, archive, modifyArchiveProfiles, export, modifyExportProfiles, delete (none and admin only alone); authentication: integrated or directoryServices. Arca: the user gets read,write on the own archive.", Implemented),
     f("DeleteEmptyFolders", &[so("folder")], "Remove folders without messages, below folder (entry point in the tree) or everywhere.", NotYet),
     f("DeleteJob", &[s("id")], "Delete a job. id is a string here (reference quirk); Arca accepts digits either way.", NotYet),
@@ -167,7 +167,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("RebuildStoreIndex", &[n("id"), s("folder")], "Rebuild the search index of one folder in store id.", Implemented),
     f("RecoverStore", &[n("id"), bo("recoverDeletedMessages")], "Rebuild a broken store database from recovery records (store upgraded, records intact, state disabled or error). Arca: rebuilds manifest and metadata from the shard's self-describing packs; deleted records come back only while not yet compacted.", NotYet),
     f("RecreateRecoveryRecords", &[n("id")], "Recreate broken recovery records (check with VerifyStore). Arca: copies the readable records of a pack with a damaged trailer into a new pack under a new manifest.", NotYet),
-    f("RefreshAllStoreStatistics", &[], "Refresh the statistics of all stores.", Implemented),
+    f("RefreshAllStoreStatistics", &[], "Refresh the statistics of all stores. Arca: store statistics are counted with every committed flush (GetStores), so there is nothing to recount yet; answers not available.", NotYet),
     f("RenameJob", &[no("id"), so("name")], "Rename a job.", NotYet),
     f("RenameStore", &[n("id"), s("name")], "Rename a store.", Implemented),
     f("RenameUser", &[s("oldUserName"), s("newUserName")], "Rename a user; the archive is not renamed.", Implemented),
@@ -199,7 +199,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("TestSmtpSettings", &[], "Send a test mail with the current SMTP settings.", NotYet),
     f("UnlockStore", &[n("id"), s("passphrase")], "Unlock a store attached from another installation. Arca: passphrase = the other cluster's recovery key.", NotYet),
     f("UpgradeStore", &[n("id")], "Upgrade a store from an older format. Arca: upgrades an older Arca shard format; with nothing to upgrade it succeeds only if the shard is already current.", NotYet),
-    f("VerifyStore", &[n("id"), bo("includeIndexes")], "Verify one store's consistency (includeIndexes defaults to false: the manual's own example sends only id). Arca: every record's checksum and manifest entry; with indexes, that the index covers every message. Long-running.", Implemented),
+    f("VerifyStore", &[n("id"), bo("includeIndexes")], "Verify one store's consistency (includeIndexes defaults to false: the manual's own example sends only id). Arca: every record's checksum and manifest entry; with includeIndexes=true also that the index holds every committed message exactly once and nothing else (result `index`). Long-running.", Implemented),
     f("VerifyStores", &[bo("includeIndexes")], "Verify all stores. Long-running.", Implemented),
 ];
 
@@ -244,7 +244,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const IMPLEMENTED: [&str; 32] = [
+    const IMPLEMENTED: [&str; 31] = [
         "GetServerInfo",
         "CreateUser",
         "GetUsers",
@@ -272,7 +272,6 @@ mod tests {
         "GetStoreIndexes",
         "GetFolderStatistics",
         "GetMessages",
-        "RefreshAllStoreStatistics",
         "SelectAllStoreIndexesForRebuild",
         "RebuildSelectedStoreIndexes",
         "GetComplianceConfiguration",

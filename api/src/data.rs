@@ -143,7 +143,7 @@ async fn upload(
     let message = NewMessage { folder: arg.folder, raw: body.to_vec(), sent: false };
     match service.archive(&caller.tenant, access.id, vec![message]).await {
         Ok(results) => axum::Json(results.first().map(archived_json).unwrap_or(Value::Null)).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(e.http_status(), e.to_string()),
     }
 }
 
@@ -252,7 +252,7 @@ async fn upload_batch(
                     results[slot] = archived_json(&outcome);
                 }
             }
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(e) => return error(e.http_status(), e.to_string()),
         }
     }
     axum::Json(json!({ "results": results })).into_response()
@@ -400,7 +400,7 @@ async fn upload_routed(
                     }
                 }
             }
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(e) => return error(e.http_status(), e.to_string()),
         }
     }
     // One summary per message: archived if any archive got it new, else present, else the reason.

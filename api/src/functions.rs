@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::ApiContext;
 use crate::args::Args;
-use crate::auth::{Caller, hash_password};
+use crate::auth::{Caller, hash_password, hash_password_seeded};
 use crate::calls::Progress;
 use crate::catalogue::FunctionSpec;
 use crate::envelope::ApiError;
@@ -52,12 +52,18 @@ fn parse_authentication(field: &str, text: Option<&str>) -> Result<Authenticatio
     }
 }
 
-/// Checks the password policy (ADM-02) and hashes the password.
-fn policy_hash(user_name: &str, password: &str) -> Result<String, ApiError> {
+/// Checks the password policy (ADM-02) and hashes the password; under a client's request id the salt
+/// derives from it, so that a retry sends the same command (and a reused key with another password is
+/// recognised as a conflict).
+fn policy_hash(user_name: &str, password: &str, request_id: Option<&str>) -> Result<String, ApiError> {
     if let Err(violations) = check_password_policy(user_name, password) {
         return Err(MetaError::invalid("password", describe_violations(&violations)).into());
     }
-    hash_password(password).map_err(|e| ApiError::new(e.to_string()))
+    match request_id {
+        Some(seed) => hash_password_seeded(password, seed),
+        None => hash_password(password),
+    }
+    .map_err(|e| ApiError::new(e.to_string()))
 }
 
 fn user_info(ctx: &ApiContext, tenant: &str, user: &User) -> Value {
@@ -132,7 +138,7 @@ pub async fn run(
             let privileges = parse_privileges("privileges", args.str("privileges")?)?;
             let authentication = parse_authentication("authentication", args.opt_str("authentication"))?;
             let password_hash = match args.opt_str("password") {
-                Some(p) => Some(policy_hash(&user_name, p)?),
+                Some(p) => Some(policy_hash(&user_name, p, request_id.as_deref())?),
                 None => None,
             };
             write(Command::CreateUser {
@@ -160,7 +166,7 @@ pub async fn run(
             .await
         }
         "SetUserPassword" => {
-            let hash = policy_hash(args.str("userName")?, args.str("password")?)?;
+            let hash = policy_hash(args.str("userName")?, args.str("password")?, request_id.as_deref())?;
             write(update(UserChange::PasswordHash(hash))?).await
         }
         "SetUserPrivileges" => {
@@ -296,7 +302,7 @@ pub async fn run(
             }
             Ok(json!({ "steps": steps }))
         }
-        other => stores::run(&ctx, &caller, other, &args, &progress).await,
+        other => stores::run(&ctx, &caller, other, &args, request_id, &progress).await,
     }
 }
 
@@ -326,12 +332,50 @@ mod stores {
         }
     }
 
+    /// The arguments of `CreateStore` that choose where or how a store lives, which Arca cannot honour:
+    /// every store is a shard at `<storage>/tenants/<tenant>/shards/<id>` (STO-02), and the SQL server
+    /// arguments have no meaning.
+    const UNSUPPORTED_STORE_ARGUMENTS: &[(&str, &str)] = &[
+        ("databaseName", "Arca stores have no SQL database"),
+        (
+            "databasePath",
+            "every store lives at <storage url>/tenants/<tenant>/shards/<id> (GetStores shows it)",
+        ),
+        ("contentPath", "every store keeps its packs at <storage url>/tenants/<tenant>/shards/<id>/packs"),
+        ("indexPath", "every store keeps its index at <storage url>/tenants/<tenant>/shards/<id>/index"),
+        ("serverName", "Arca stores have no SQL server"),
+        ("userName", "Arca stores have no SQL server login"),
+        ("password", "Arca stores have no SQL server login"),
+    ];
+
+    /// Refuses the first argument of [`UNSUPPORTED_STORE_ARGUMENTS`] that was given, naming it.
+    fn refuse_unsupported(args: &Args) -> Result<(), ApiError> {
+        for (name, why) in UNSUPPORTED_STORE_ARGUMENTS {
+            if args.opt_str(name).is_some() {
+                return Err(MetaError::invalid(
+                    name,
+                    format!("not supported by Arca: {why}; nothing was created"),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Verifies one store, logging progress; damage is reported in the result, not as a failure.
-    async fn verify(ctx: &ApiContext, tenant: &str, id: u64, progress: &Progress) -> Result<Value, ApiError> {
+    async fn verify(
+        ctx: &ApiContext,
+        tenant: &str,
+        id: u64,
+        include_indexes: bool,
+        progress: &Progress,
+    ) -> Result<Value, ApiError> {
         let service = service(ctx)?;
         progress.log(format!("Verifying store #{id}..."));
-        let report =
-            service.verify_store(tenant, id, |line| progress.log(line)).await.map_err(archive_error)?;
+        let (report, index) = service
+            .verify_store(tenant, id, include_indexes, |line| progress.log(line))
+            .await
+            .map_err(archive_error)?;
         let damaged: Vec<Value> = report
             .damaged
             .iter()
@@ -348,9 +392,26 @@ mod stores {
             "store #{id}: {} packs, {} messages, {affected} affected by damage",
             report.packs, report.messages
         ));
-        Ok(
-            json!({"id": id, "packs": report.packs, "messages": report.messages, "intact": report.damaged.is_empty(), "damaged": damaged}),
-        )
+        let index_intact = index.as_ref().is_none_or(|c| c.is_intact());
+        let index = index.map(|c| {
+            let ids = |list: &[u64]| list.iter().map(|n| format!("{id}:{n}")).collect::<Vec<_>>();
+            json!({
+                "intact": c.is_intact(),
+                "documents": c.documents,
+                "notIndexed": ids(&c.missing),
+                "indexedMoreThanOnce": ids(&c.duplicated),
+                "unknown": ids(&c.unknown),
+                "reason": c.unusable,
+            })
+        });
+        Ok(json!({
+            "id": id,
+            "packs": report.packs,
+            "messages": report.messages,
+            "intact": report.damaged.is_empty() && index_intact,
+            "damaged": damaged,
+            "index": index,
+        }))
     }
 
     pub(super) async fn run(
@@ -358,9 +419,19 @@ mod stores {
         caller: &Caller,
         name: &str,
         args: &Args,
+        request_id: Option<String>,
         progress: &Progress,
     ) -> Result<Value, ApiError> {
         let tenant = caller.tenant.as_str();
+        let write = |command: Command| {
+            let request_id = request_id.clone();
+            async move {
+                match request_id {
+                    Some(id) => ctx.meta.write_with_id(id, command).await,
+                    None => ctx.meta.write(command).await,
+                }
+            }
+        };
         match name {
             "GetStores" => {
                 let include_size = args.opt_bool("includeSize").unwrap_or(true);
@@ -392,18 +463,17 @@ mod stores {
                 if let Some(t) = args.opt_str("type").filter(|t| *t != "FileSystemInternal") {
                     return Err(MetaError::invalid("type", format!("store type not supported: '{t}' (Arca stores are FileSystemInternal shards on the object store)")).into());
                 }
+                refuse_unsupported(args)?;
                 let state = parse_state(args.opt_str("requestedState"), ShardState::Normal)?;
                 let id = service(ctx)?
-                    .create_store(tenant, args.str("name")?, state)
+                    .create_store_once(tenant, args.str("name")?, state, request_id.clone())
                     .await
                     .map_err(archive_error)?;
                 Ok(json!({ "id": id }))
             }
             "SetStoreRequestedState" => {
                 let state = parse_state(args.opt_str("requestedState"), ShardState::Normal)?;
-                ctx.meta
-                    .write(Command::SetShardState { tenant: tenant.into(), id: store_id(args)?, state })
-                    .await?;
+                write(Command::SetShardState { tenant: tenant.into(), id: store_id(args)?, state }).await?;
                 Ok(Value::Null)
             }
             "RenameStore" => {
@@ -412,15 +482,19 @@ mod stores {
                     id: store_id(args)?,
                     name: args.str("name")?.into(),
                 };
-                ctx.meta.write(cmd).await?;
+                write(cmd).await?;
                 Ok(Value::Null)
             }
-            "VerifyStore" => verify(ctx, tenant, store_id(args)?, progress).await,
+            "VerifyStore" => {
+                let include_indexes = args.opt_bool("includeIndexes").unwrap_or(false);
+                verify(ctx, tenant, store_id(args)?, include_indexes, progress).await
+            }
             "VerifyStores" => {
                 let stores = service(ctx)?.stores(tenant).await.map_err(archive_error)?;
                 let mut results = Vec::new();
                 for s in stores.iter().filter(|s| s.manifest.is_some() && s.state != ShardState::Disabled) {
-                    results.push(verify(ctx, tenant, s.id, progress).await?);
+                    let include_indexes = args.opt_bool("includeIndexes").unwrap_or(false);
+                    results.push(verify(ctx, tenant, s.id, include_indexes, progress).await?);
                 }
                 Ok(Value::Array(results))
             }
@@ -472,10 +546,6 @@ mod stores {
                     }));
                 }
                 Ok(Value::Array(out))
-            }
-            "RefreshAllStoreStatistics" => {
-                // The statistics are maintained with every committed flush (Raft counters): nothing is stale.
-                Ok(Value::Null)
             }
             "GetFolderStatistics" => {
                 let entries = service(ctx)?.entries(tenant).await.map_err(archive_error)?;

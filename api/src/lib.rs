@@ -17,8 +17,10 @@ pub mod cross_site;
 pub mod data;
 pub mod envelope;
 pub mod functions;
+pub mod index_check;
 pub mod listener;
 pub mod log_level;
+mod older_shards;
 pub mod routes;
 pub mod throttle;
 

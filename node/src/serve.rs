@@ -289,8 +289,10 @@ pub async fn run_until(
 
     let master = load_master_key(&meta, &data, join.is_some()).await?;
     println!("  object store    {}", objects.location());
-    let archive =
-        Arc::new(arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone()));
+    let archive = Arc::new(
+        arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone())
+            .with_identity_cache_entries(config.storage.identity_cache_entries),
+    );
     let ctx = ApiContext::new(
         meta.clone(),
         VERSION.to_string(),

@@ -34,6 +34,23 @@ pub struct MetaState {
     pub applied_requests: BTreeMap<RequestId, Result<CommandOutput, MetaError>>,
     /// Remembered request ids, oldest first.
     pub request_order: VecDeque<RequestId>,
+    /// The fingerprint of the command each remembered request id carried, so that an id reused for
+    /// another command is refused instead of answering the first command's result.
+    #[serde(default)]
+    pub request_fingerprints: BTreeMap<RequestId, String>,
+}
+
+/// The fingerprint of a command as a retry must repeat it: SHA-256 of its JSON, without the freshly
+/// generated wrapped keys (a retried `CreateStore` wraps a new key; it is the same request).
+pub fn command_fingerprint(cmd: &Command) -> String {
+    let mut cmd = cmd.clone();
+    match &mut cmd {
+        Command::CreateShard { wrapped_key, .. } => *wrapped_key = None,
+        Command::SetTenantKey { wrapped_key, .. } => wrapped_key.clear(),
+        _ => {}
+    }
+    let json = serde_json::to_vec(&cmd).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..16])
 }
 
 impl MetaState {
@@ -43,15 +60,24 @@ impl MetaState {
         if request_id.is_empty() {
             return self.apply_command(cmd);
         }
+        let fingerprint = command_fingerprint(cmd);
         if let Some(answer) = self.applied_requests.get(request_id) {
-            return answer.clone();
+            // Ids remembered before fingerprints were recorded have none: their answer stands.
+            return match self.request_fingerprints.get(request_id) {
+                Some(f) if *f != fingerprint => {
+                    Err(MetaError::RequestIdReused { id: request_id.to_string() })
+                }
+                _ => answer.clone(),
+            };
         }
         let answer = self.apply_command(cmd);
         self.applied_requests.insert(request_id.to_string(), answer.clone());
+        self.request_fingerprints.insert(request_id.to_string(), fingerprint);
         self.request_order.push_back(request_id.to_string());
         while self.request_order.len() > MAX_REMEMBERED_REQUESTS {
             if let Some(oldest) = self.request_order.pop_front() {
                 self.applied_requests.remove(&oldest);
+                self.request_fingerprints.remove(&oldest);
             }
         }
         answer
@@ -859,6 +885,16 @@ fn commit_manifest(t: &mut Tenant, id: ShardId, c: ManifestCommit<'_>) -> Result
     if matches!(shard.state, ShardState::Disabled) {
         return Err(MetaError::Refused(format!("store {id} is disabled")));
     }
+    // Only the current store takes new mail (STO-02/03), so that once a store stops being current its
+    // identities are final and the new current store's writer sees every one of them (invariant 3).
+    // Commits that add no message (an index rebuild) are allowed in any state but disabled.
+    if c.message_count > shard.message_count && shard.state != ShardState::Current {
+        return Err(MetaError::Refused(format!(
+            "store {id} ('{}') is {}: only the current store accepts new mail",
+            shard.name,
+            shard.state.as_str()
+        )));
+    }
     shard.manifest = Some(c.manifest.to_string());
     shard.manifest_sequence = c.sequence;
     shard.message_count = c.message_count;
@@ -1589,6 +1625,63 @@ mod tests {
         // No id, no deduplication.
         assert_eq!(s.apply("", &Command::ForgetNode { id: 1 }), Ok(CommandOutput::Done));
         assert!(!s.applied_requests.contains_key(""));
+    }
+
+    #[test]
+    fn a_request_id_reused_with_another_command_is_refused_and_changes_nothing() {
+        let mut s = state();
+        add_user(&mut s, "dora");
+        let password = |hash: &str| Command::UpdateUser {
+            tenant: T.into(),
+            user_name: "dora".into(),
+            change: UserChange::PasswordHash(hash.into()),
+        };
+        assert_eq!(s.apply("key-1", &password("first")), Ok(CommandOutput::Done));
+        assert_eq!(s.apply("key-1", &password("first")), Ok(CommandOutput::Done), "a retry");
+        let reused = s.apply("key-1", &password("second")).expect_err("other arguments");
+        assert!(matches!(&reused, MetaError::RequestIdReused { id } if id == "key-1"), "{reused:?}");
+        assert!(reused.to_string().contains("Idempotency-Key"), "{reused}");
+        let user = s.user(T, "dora").expect("dora");
+        assert_eq!(user.password_hash.as_deref(), Some("first"), "the first password stays, and says so");
+        // A retried CreateShard wraps a fresh data key: still the same request.
+        let store = |key: &str| Command::CreateShard {
+            tenant: T.into(),
+            name: "2026-12".into(),
+            state: ShardState::Current,
+            wrapped_key: Some(key.into()),
+        };
+        let created = s.apply("key-2", &store("k1"));
+        assert_eq!(s.apply("key-2", &store("k2")), created);
+    }
+
+    #[test]
+    fn a_store_that_is_not_current_takes_no_new_mail_but_may_commit_a_rebuilt_index() {
+        let mut s = state();
+        let create = |name: &str| Command::CreateShard {
+            tenant: T.into(),
+            name: name.into(),
+            state: ShardState::Current,
+            wrapped_key: None,
+        };
+        let first = match s.apply("s1", &create("one")) {
+            Ok(CommandOutput::Created(id)) => id,
+            other => panic!("{other:?}"),
+        };
+        s.apply("a1", &Command::AssignShard { tenant: T.into(), id: first, node: 1 }).expect("assign");
+        let commit = |sequence, message_count| Command::CommitManifest {
+            tenant: T.into(),
+            id: first,
+            epoch: 1,
+            sequence,
+            manifest: format!("m-{sequence}"),
+            message_count,
+            byte_count: 0,
+        };
+        assert_eq!(s.apply("c1", &commit(1, 10)), Ok(CommandOutput::Done));
+        s.apply("s2", &create("two")).expect("second store becomes current");
+        let late = s.apply("c2", &commit(2, 11)).expect_err("a late write to the old store");
+        assert!(matches!(&late, MetaError::Refused(m) if m.contains("only the current store")), "{late}");
+        assert_eq!(s.apply("c3", &commit(2, 10)), Ok(CommandOutput::Done), "an index rebuild adds nothing");
     }
 
     #[test]

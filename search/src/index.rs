@@ -121,6 +121,29 @@ impl ShardIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// The message number of every searchable document, sorted; a number indexed twice appears twice.
+    /// `VerifyStore includeIndexes=true` compares it with the manifest.
+    pub fn indexed_numbers(&self) -> Result<Vec<u64>, SearchError> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for segment in searcher.segment_readers() {
+            let column = segment
+                .fast_fields()
+                .u64(crate::schema::names::NUMBER)
+                .map_err(tantivy_err("read the number column"))?;
+            let alive = segment.alive_bitset();
+            for doc in 0..segment.max_doc() {
+                if alive.is_none_or(|a| a.is_alive(doc))
+                    && let Some(n) = column.first(doc)
+                {
+                    out.push(n);
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Runs `f` on the index writer, opening it on first use.
     fn with_writer<R>(
         &self,

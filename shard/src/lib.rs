@@ -65,6 +65,7 @@
 //! ([`pack::recover_records`]).
 
 mod crypto;
+pub mod identities;
 pub mod index_files;
 pub mod keys;
 pub mod manifest;

@@ -239,6 +239,35 @@ pub async fn load_manifest(
     Ok(Manifest::from_chain(chain))
 }
 
+/// The manifest deltas of a shard from its newest `head` back to (not including) `known`, newest
+/// first, and whether `known` was reached: `false` when the chain ended first (a compaction replaced
+/// it), so that the deltas read hold the whole manifest. Used to follow another shard's manifest
+/// without serving it (the cross-store identity table).
+pub async fn load_deltas_since(
+    objects: &Objects,
+    shard: ShardId,
+    key: &DataKey,
+    head: Option<String>,
+    known: Option<&str>,
+) -> Result<(Vec<ManifestDelta>, bool), ShardError> {
+    let mut deltas = Vec::new();
+    let mut next = head;
+    while let Some(object) = next {
+        if Some(object.as_str()) == known {
+            return Ok((deltas, true));
+        }
+        let sealed = objects.get(&object).await?;
+        let delta = open_manifest(key, &object, &sealed).map_err(|reason| ShardError::Manifest {
+            shard,
+            key: object.clone(),
+            reason,
+        })?;
+        next = delta.previous.clone();
+        deltas.push(delta);
+    }
+    Ok((deltas, known.is_none()))
+}
+
 impl Shard {
     /// Opens a shard for serving on its committed manifest: re-submits what the staging log still holds,
     /// and starts the writer (packer and publisher).

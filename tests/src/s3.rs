@@ -186,6 +186,7 @@ impl S3Server {
             access_key_id: self.access_key.clone(),
             secret_access_key_file: self.secret_file.display().to_string(),
             allow_http: true,
+            ..StorageConfig::default()
         }
     }
 

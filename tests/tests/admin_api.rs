@@ -751,3 +751,32 @@ async fn users_grants_and_folders_survive_a_restart() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_reused_with_other_arguments_is_refused_naming_it() -> Result<()> {
+    let cluster = Cluster::start(1, &[]).await?;
+    let api = cluster.api(0);
+    api.ok("CreateUser", &[("userName", "rota"), ("privileges", "admin"), ("password", GOOD_PASSWORD)])
+        .await?;
+    let key = [("Idempotency-Key", "rotation-1")];
+    let first_password = "Wechsel-Eins-2024!";
+    let second_password = "Wechsel-Zwei-2024!";
+    let set = |password: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post_raw("/api/invoke/SetUserPassword", &[("userName", "rota"), ("password", password)], &key)
+                .await
+        }
+    };
+    assert_eq!(set(first_password).await?.json()["statusCode"], "succeeded");
+    let retry = set(first_password).await?;
+    assert_eq!(retry.json()["statusCode"], "succeeded", "a retry is the same request: {}", retry.body);
+    let reused = set(second_password).await?;
+    assert_eq!(reused.json()["statusCode"], "failed", "{}", reused.body);
+    assert!(reused.json()["error"].to_string().contains("Idempotency-Key"), "{}", reused.body);
+    let old = api.with_login("rota", first_password).invoke("GetServerInfo", &[]).await?;
+    assert_eq!(old["statusCode"], "succeeded", "the first rotation stands: {old}");
+    let new = api.with_login("rota", second_password).post_raw("/api/invoke/GetServerInfo", &[], &[]).await?;
+    assert_eq!(new.status, 401, "the refused one did not apply: {}", new.body);
+    Ok(())
+}

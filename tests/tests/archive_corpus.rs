@@ -1,6 +1,6 @@
 //! The public corpus through the whole stack: import with the CLI (several users, several folders),
-//! every message fetched back byte for byte, re-import adds nothing, an import killed halfway and rerun
-//! leaves every message exactly once.
+//! every message fetched back byte for byte, re-import adds nothing (also after a second and a third store
+//! became current), an import killed halfway and rerun leaves every message exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -105,6 +105,16 @@ async fn public_corpus_imports_and_every_message_comes_back_byte_identical() -> 
     // Importing again adds nothing.
     let again = import(&cluster, &unpacked.join("jfs-discussion"), "jfs-discussion")?;
     assert_eq!(again["archived"], 0, "{again}");
+
+    // Exactly once across stores: after a second and then a third store became current, re-importing
+    // the whole corpus adds nothing (each message is found in the store that holds it).
+    for store in ["corpus-second", "corpus-third"] {
+        api.ok("CreateStore", &[("name", store), ("requestedState", "current")]).await?;
+        for source in &sources {
+            let again = import(&cluster, &unpacked.join(source), source)?;
+            assert_eq!(again["archived"], 0, "{store}, {source}: {again}");
+        }
+    }
 
     // An import killed halfway and rerun ends with every message present exactly once.
     api.ok("CreateUser", &[("userName", "killed"), ("privileges", "login")]).await?;

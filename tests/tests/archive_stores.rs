@@ -237,3 +237,146 @@ async fn import_routed_by_address_files_each_message_in_every_known_users_archiv
     assert_eq!(count("catchall").await?, 1);
     Ok(())
 }
+
+/// Imports the EML files of `dir` into `user`'s archive; answers (archived, duplicates).
+fn import(cluster: &Cluster, dir: &Path, user: &str) -> Result<(u64, u64)> {
+    let out = cluster.cli(0, &["import", "eml", &dir.display().to_string(), "--user", user, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).context("import summary")?;
+    Ok((
+        summary["archived"].as_u64().context("archived")?,
+        summary["duplicates"].as_u64().context("duplicates")?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reimport_after_a_second_and_a_third_store_became_current_adds_nothing() -> Result<()> {
+    let cluster = Cluster::start(1, &[]).await?;
+    let api = cluster.api(0);
+    api.ok("CreateUser", &[("userName", "bob"), ("privileges", "login")]).await?;
+    api.ok("SetUserPrivilegesOnFolder", &[("userName", "admin"), ("folder", "bob"), ("privileges", "read")])
+        .await?;
+    let all = cluster.root().join("all");
+    fixture(&all, 120)?;
+    // The first 80 go into the first store.
+    let first = cluster.root().join("first");
+    std::fs::create_dir_all(&first)?;
+    for i in 0..80 {
+        std::fs::copy(all.join(format!("{i:04}.eml")), first.join(format!("{i:04}.eml")))?;
+    }
+    assert_eq!(import(&cluster, &first, "admin")?, (80, 0));
+    let second = api.ok("CreateStore", &[("name", "second"), ("requestedState", "current")]).await?;
+    assert_eq!(import(&cluster, &first, "admin")?, (0, 80), "the second store dedupes against the first");
+    // 40 new ones land in the second store.
+    assert_eq!(import(&cluster, &all, "admin")?, (40, 80));
+    api.ok("CreateStore", &[("name", "third"), ("requestedState", "current")]).await?;
+    assert_eq!(import(&cluster, &all, "admin")?, (0, 120), "the third store dedupes against both");
+    // The same messages in another archive are that archive's own, once.
+    assert_eq!(import(&cluster, &all, "bob")?, (120, 0));
+    assert_eq!(import(&cluster, &all, "bob")?, (0, 120));
+
+    let count = |archive: &'static str| {
+        let api = api.clone();
+        async move {
+            let r = api
+                .post_json(
+                    "/api/data/search",
+                    &json!({"q": "", "archive": archive, "limit": 1000}).to_string(),
+                )
+                .await?;
+            Ok::<u64, anyhow::Error>(r["total"].as_u64().unwrap_or(0))
+        }
+    };
+    assert_eq!((count("admin").await?, count("bob").await?), (120, 120));
+    let stores = api.ok("GetStores", &[]).await?;
+    let counts: Vec<(String, u64)> = stores
+        .as_array()
+        .context("stores")?
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("").to_string(), s["messageCount"].as_u64().unwrap_or(0)))
+        .collect();
+    let second_id = second["id"].as_u64().context("id")?;
+    let of = |name: &str| counts.iter().find(|(n, _)| n == name).map(|(_, c)| *c);
+    assert_eq!((of("second"), of("third")), (Some(40), Some(120)), "{counts:?} (second is {second_id})");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_states_are_enforced_and_unsupported_store_arguments_are_refused() -> Result<()> {
+    let cluster = Cluster::start(1, &[]).await?;
+    let api = cluster.api(0);
+    let dir = cluster.root().join("mail");
+    fixture(&dir, 5)?;
+    assert_eq!(import(&cluster, &dir, "admin")?.0, 5);
+    for (name, value) in [
+        ("databasePath", "/srv/arca/db"),
+        ("contentPath", "/srv/c"),
+        ("serverName", "sql1"),
+        ("password", "x"),
+    ] {
+        let env = api.invoke("CreateStore", &[("name", "elsewhere"), (name, value)]).await?;
+        let text = env["error"].to_string();
+        assert_eq!(env["statusCode"], "failed", "{env}");
+        assert!(text.contains(&format!("'{name}'")), "the refusal names {name}: {text}");
+    }
+    let stores = api.ok("GetStores", &[]).await?;
+    assert_eq!(stores.as_array().map(Vec::len), Some(1), "nothing was created: {stores}");
+
+    let old = api.ok("CreateStore", &[("name", "old"), ("requestedState", "normal")]).await?;
+    let old = old["id"].as_u64().context("id")?.to_string();
+    api.ok("SetStoreRequestedState", &[("id", &old), ("requestedState", "disabled")]).await?;
+    let more = cluster.root().join("more");
+    std::fs::create_dir_all(&more)?;
+    std::fs::write(more.join("x.eml"), "From: a@example.com\r\nSubject: new\r\n\r\nnew\r\n")?;
+    let refused = api
+        .request(
+            reqwest::Method::POST,
+            "/api/data/archives/admin/messages?folder=Inbox",
+            Some("message/rfc822"),
+            b"From: a@example.com\r\nSubject: new\r\n\r\nnew\r\n".to_vec(),
+        )
+        .await?;
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(refused.text().contains("disabled") && refused.text().contains("'old'"), "{}", refused.text());
+    api.ok("SetStoreRequestedState", &[("id", &old), ("requestedState", "normal")]).await?;
+    assert_eq!(import(&cluster, &more, "admin")?.0, 1, "imports run again once no store is disabled");
+
+    let refresh = api.invoke("RefreshAllStoreStatistics", &[]).await?;
+    assert_eq!(refresh["statusCode"], "failed", "no success without the work: {refresh}");
+    assert!(refresh["error"].to_string().contains("not available"), "{refresh}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_store_with_indexes_reports_an_index_that_does_not_cover_the_store() -> Result<()> {
+    let mut cluster = Cluster::start(1, &[]).await?;
+    let source = cluster.root().join("fixture");
+    fixture(&source, 50)?;
+    assert_eq!(import(&cluster, &source, "admin")?.0, 50);
+    let api = cluster.api(0);
+    let id = api.ok("GetStores", &[]).await?[0]["id"].as_u64().context("id")?;
+    let args = [("id", id.to_string()), ("includeIndexes", "true".to_string())];
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = api.invoke("VerifyStore", &args).await?;
+    let report = wait_done(&api, env).await?;
+    assert_eq!(
+        (report["intact"].clone(), report["index"]["documents"].clone()),
+        (json!(true), json!(50)),
+        "{report}"
+    );
+
+    cluster.stop(0).await?;
+    std::fs::remove_dir_all(cluster.nodes[0].dir.join(format!("data/shards/{id}/index")))?;
+    std::fs::remove_dir_all(shard_dir(&cluster, id).join("index"))?;
+    cluster.restart(0).await?;
+    let api = cluster.api(0);
+    let env = api.invoke("VerifyStore", &args).await?;
+    let report = wait_done(&api, env).await?;
+    assert_eq!(report["intact"], false, "{report}");
+    assert_eq!(report["index"]["intact"], false, "{report}");
+    assert_eq!(report["index"]["notIndexed"].as_array().map(Vec::len), Some(50), "{report}");
+    assert!(report["damaged"].as_array().is_some_and(Vec::is_empty), "the packs are fine: {report}");
+    let env = api.invoke("VerifyStore", &[("id", &id.to_string())]).await?;
+    assert_eq!(wait_done(&api, env).await?["intact"], true, "without includeIndexes the packs alone count");
+    Ok(())
+}

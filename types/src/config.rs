@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 /// `[storage]`: where packs, indexes and manifests live.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// Empty = the directory `<data.dir>/objects`; `file:///path` = another local directory;
@@ -44,6 +44,23 @@ pub struct StorageConfig {
     pub secret_access_key_file: String,
     /// Allow plain HTTP to the endpoint (only for servers on a trusted network, e.g. loopback).
     pub allow_http: bool,
+    /// Manifest entries (about 150 bytes each) of other stores a node keeps in memory to confirm that
+    /// a message is already archived in an older store of its tenant (dedupe across stores).
+    pub identity_cache_entries: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key_file: String::new(),
+            allow_http: false,
+            identity_cache_entries: 1_000_000,
+        }
+    }
 }
 
 /// `[data]`: where the node keeps its identity, Raft log, snapshots and caches.
@@ -321,6 +338,9 @@ access_key_id = ""
 secret_access_key_file = ""
 # An http:// endpoint is refused unless this is true (only for a trusted network, e.g. loopback).
 allow_http = false
+# Manifest entries of older stores kept in memory (about 150 bytes each) to confirm that a message is
+# archived already in another store of its tenant; the identity table itself is not bounded by this.
+identity_cache_entries = 1000000
 
 [log]
 # A tracing filter, e.g. "info" or "arca_raft=debug,info"; change it at run time with

@@ -17,6 +17,12 @@ pub enum MetaError {
     /// The operation is refused in the current state (e.g. deleting the last administrator).
     #[error("{0}")]
     Refused(String),
+    /// A request id (a client's `Idempotency-Key`) was used before for a different command: nothing
+    /// was applied, and the first command's answer is not repeated as if it were this one's.
+    #[error(
+        "the Idempotency-Key of request '{id}' was already used with other arguments; nothing was applied (use a new key for a new request)"
+    )]
+    RequestIdReused { id: String },
 }
 
 impl MetaError {

@@ -14,6 +14,11 @@
 //! `$ARCA_SHARED_DIR` or `../shared` next to the workspace), `--rounds N` (default 3), `--peer-timeout
 //! SECS` (default 600, for each peer's indexing), `--limit N` (first N messages only, for a quick try),
 //! `--no-peers`.
+//!
+//! `--stores 8` runs the cross-store comparison instead: the corpus imported in 8 parts into a tenant with
+//! one store, then into a tenant whose every part goes to a new current store (so the later parts are
+//! checked against up to 7 older stores), then re-imported whole (every message already archived),
+//! and the query set searched; both runs print in one table with their ratio.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +43,8 @@ struct Opts {
     limit: Option<usize>,
     peers: bool,
     node_log: Option<PathBuf>,
+    /// `--stores N`: compare 1 store with N stores holding the corpus (the cross-store dedupe cost).
+    stores: Option<usize>,
 }
 
 fn opts() -> Result<Opts> {
@@ -63,6 +70,7 @@ fn opts() -> Result<Opts> {
         limit: value("--limit").map(|v| v.parse()).transpose().context("--limit")?,
         peers: !args.iter().any(|a| a == "--no-peers"),
         node_log: value("--node-log").map(PathBuf::from),
+        stores: value("--stores").map(|v| v.parse()).transpose().context("--stores")?,
     })
 }
 
@@ -839,6 +847,9 @@ fn verdict(ok: bool) -> &'static str {
 async fn main() -> Result<()> {
     let opts = opts()?;
     let corpus = corpus(&opts.shared, opts.limit)?;
+    if let Some(stores) = opts.stores {
+        return compare_stores(&opts, &corpus, stores.max(2)).await;
+    }
     let load_start = loadavg();
     eprintln!(
         "corpus: {} messages, {} bytes; arca binary {}",
@@ -1256,5 +1267,183 @@ async fn main() -> Result<()> {
         ),
         Err(_) => target(None, "one ranged GET to read one message: not measured".to_string()),
     }
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Cross-store dedupe: 1 store against N stores holding the corpus
+
+/// Every regular file below `dir`, relative to it, sorted.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Splits the files below `files` into `n` consecutive parts (hard links below `dest/part<k>`).
+fn split_parts(files: &Path, dest: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let all = files_below(files);
+    let per = all.len().div_ceil(n).max(1);
+    let mut parts = Vec::new();
+    for (k, chunk) in all.chunks(per).enumerate() {
+        let part = dest.join(format!("part{k}"));
+        for rel in chunk {
+            let target = part.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::hard_link(files.join(rel), &target)
+                .or_else(|_| std::fs::copy(files.join(rel), &target).map(|_| ()))?;
+        }
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+/// One import through the CLI; answers its wall time and (archived, duplicates).
+async fn timed_import(cluster: &Cluster, dir: &Path) -> Result<(Duration, u64, u64)> {
+    let mut import = tokio::process::Command::new(arca_bin());
+    import
+        .args(["import", "eml"])
+        .arg(dir)
+        .args(["--user", "bench", "--json", "--insecure"])
+        .env("ARCA_HOST", cluster.nodes[0].api_addr())
+        .env("ARCA_USER", "admin")
+        .env("ARCA_PASSWORD", "admin");
+    let (took, out) = run_timed(import, Duration::from_secs(3600)).await?;
+    if !out.status.success() {
+        bail!("arca import failed ({}): {}", out.status, stderr_tail(&out));
+    }
+    let summary: Value = serde_json::from_slice(&out.stdout).context("arca import --json output")?;
+    Ok((took, summary["archived"].as_u64().unwrap_or(0), summary["duplicates"].as_u64().unwrap_or(0)))
+}
+
+/// What one configuration measured.
+struct StoresRun {
+    stores: usize,
+    import: Duration,
+    archived: u64,
+    reimport: Duration,
+    reimport_duplicates: u64,
+    search: SearchStats,
+}
+
+/// Imports the parts into a fresh node, each part into a new current store when `one_store_per_part`;
+/// then re-imports everything and measures the query set.
+async fn stores_run(
+    opts: &Opts,
+    parts: &[PathBuf],
+    all: &Path,
+    one_store_per_part: bool,
+) -> Result<StoresRun> {
+    let cluster = Cluster::start(1, &[("RUST_LOG", "warn")]).await?;
+    let api = cluster.api(0);
+    api.ok("CreateUser", &[("userName", "bench"), ("privileges", "login")]).await?;
+    api.ok(
+        "SetUserPrivilegesOnFolder",
+        &[("userName", "admin"), ("folder", "bench"), ("privileges", "read")],
+    )
+    .await?;
+    let mut import = Duration::ZERO;
+    let mut archived = 0;
+    for (k, part) in parts.iter().enumerate() {
+        if one_store_per_part && k > 0 {
+            api.ok("CreateStore", &[("name", &format!("part-{k}")), ("requestedState", "current")]).await?;
+        }
+        let (took, new, _) = timed_import(&cluster, part).await?;
+        import += took;
+        archived += new;
+    }
+    let (reimport, again, duplicates) = timed_import(&cluster, all).await?;
+    if again != 0 {
+        bail!("the re-import archived {again} messages a second time");
+    }
+    let stores = api.ok("GetStores", &[]).await?.as_array().map(Vec::len).unwrap_or(0);
+    let search = measure_arca_search(&api, opts.rounds).await;
+    Ok(StoresRun { stores, import, archived, reimport, reimport_duplicates: duplicates, search })
+}
+
+async fn compare_stores(opts: &Opts, corpus: &Corpus, n: usize) -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let files = root.path().join("files");
+    eprintln!("unpacking the corpus ...");
+    unpack(&opts.shared, &files, "files", opts.limit)?;
+    let parts = split_parts(&files, &root.path().join("parts"), n)?;
+    eprintln!("1 store: {} parts ...", parts.len());
+    let one = stores_run(opts, &parts, &files, false).await?;
+    eprintln!("{n} stores: one new current store per part ...");
+    let many = stores_run(opts, &parts, &files, true).await?;
+    let rate = |r: &StoresRun| corpus.messages as f64 / r.import.as_secs_f64();
+    let rerate = |r: &StoresRun| corpus.messages as f64 / r.reimport.as_secs_f64();
+    println!();
+    println!(
+        "Cross-store dedupe — public corpus: {} messages, {:.1} MB raw, imported in {} parts; {} CPU cores; load {}",
+        corpus.messages,
+        corpus.raw_bytes as f64 / 1e6,
+        parts.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        loadavg()
+    );
+    println!(
+        "  {:<10} {:>8} {:>9} {:>10} {:>12} {:>12} {:>11} {:>11}",
+        "stores",
+        "archived",
+        "import s",
+        "import/s",
+        "re-import s",
+        "re-import/s",
+        "search p50",
+        "search p99"
+    );
+    for r in [&one, &many] {
+        println!(
+            "  {:<10} {:>8} {:>9.2} {:>10.0} {:>12.2} {:>12.0} {:>8.2} ms {:>8.2} ms",
+            r.stores,
+            r.archived,
+            r.import.as_secs_f64(),
+            rate(r),
+            r.reimport.as_secs_f64(),
+            rerate(r),
+            ms(r.search.p(0.5)),
+            ms(r.search.p(0.99))
+        );
+    }
+    println!(
+        "  {:<10} {:>8} {:>9} {:>9.3}x {:>12} {:>11.3}x {:>10.3}x {:>10.3}x",
+        format!("{}/{}", many.stores, one.stores),
+        "",
+        "",
+        rate(&many) / rate(&one),
+        "",
+        rerate(&many) / rerate(&one),
+        ms(many.search.p(0.5)) / ms(one.search.p(0.5)).max(1e-9),
+        ms(many.search.p(0.99)) / ms(one.search.p(0.99)).max(1e-9)
+    );
+    println!(
+        "  re-import: {} and {} already present (0 archived a second time); search failures: {} and {}",
+        one.reimport_duplicates,
+        many.reimport_duplicates,
+        one.search.failures.len(),
+        many.search.failures.len()
+    );
+    let import_ok = rate(&many) >= 0.95 * rate(&one);
+    println!(
+        "Target: import with {} stores within 5% of 1 store: {} ({:+.1}%)",
+        many.stores,
+        verdict(import_ok),
+        (rate(&many) / rate(&one) - 1.0) * 100.0
+    );
     Ok(())
 }
