@@ -288,9 +288,13 @@ impl Gate {
     /// True while the user `admin` can still log in with the password `admin`. Verifies once per
     /// stored hash: the answer is remembered until `admin`'s hash changes.
     pub fn default_admin_password_in_use(&self, meta: &MetaNode, tenant: &str) -> bool {
-        let (name, password) = DEFAULT_ADMIN;
+        let name = DEFAULT_ADMIN.0;
         let hash = meta.with_state(|s| s.user(tenant, name).ok().and_then(|u| u.password_hash.clone()));
-        let Some(phc) = hash else { return false };
+        hash.is_some_and(|phc| self.is_default_hash(phc))
+    }
+
+    /// True when `phc` is a hash of the default password; remembered for the last hash asked about.
+    fn is_default_hash(&self, phc: String) -> bool {
         {
             let known = self.default_check.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((stored, is_default)) = known.as_ref()
@@ -299,7 +303,7 @@ impl Gate {
                 return *is_default;
             }
         }
-        let is_default = verify(password, &phc);
+        let is_default = verify(DEFAULT_ADMIN.1, &phc);
         *self.default_check.lock().unwrap_or_else(|p| p.into_inner()) = Some((phc, is_default));
         is_default
     }
@@ -510,6 +514,21 @@ mod tests {
         assert!(fast.elapsed() < Duration::from_millis(5), "{:?}", fast.elapsed());
         drop(held);
         assert!(!gate.password_matches("u", "wrong password", &phc).await.expect("a slot is free again"));
+    }
+
+    #[test]
+    fn the_default_password_check_verifies_once_per_stored_hash() {
+        let gate = Gate::default();
+        let changed = hash_password("Sommer2024!x").expect("hash");
+        let default = hash_password("admin").expect("hash");
+        assert!(!gate.is_default_hash(changed.clone()));
+        let again = Instant::now();
+        for _ in 0..100 {
+            assert!(!gate.is_default_hash(changed.clone()));
+        }
+        // 100 argon2 verifications would take seconds; remembered answers take microseconds.
+        assert!(again.elapsed() < Duration::from_millis(100), "{:?}", again.elapsed());
+        assert!(gate.is_default_hash(default), "a new hash is verified again");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// A password that satisfies the policy (ADM-02 example).
 const GOOD_PASSWORD: &str = "Sommer2024!x";
-const ALICE_PW: &str = "Alice-2024!pw";
+const ALICE_PW: &str = "Garten-2024!pw";
 
 fn message(subject: &str) -> Vec<u8> {
     format!(
