@@ -100,6 +100,35 @@ struct FolderArg {
     folder: String,
 }
 
+/// What an upload route does with input that is not mail at all ([`arca_ingest::check_mail`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NotMailPolicy {
+    /// Refuse it, naming why (the default: the server never archives a picture or a text file).
+    #[default]
+    Refuse,
+    /// Archive it as raw bytes: its source names it as a message (a `.eml` file, a Maildir file, a
+    /// message of an MBOX file), so it is a message that cannot be parsed (DESIGN invariant 7).
+    Archive,
+}
+
+/// The `notMail` query argument of the upload routes.
+#[derive(Debug, Deserialize)]
+struct NotMailArg {
+    #[serde(default, rename = "notMail")]
+    not_mail: NotMailPolicy,
+}
+
+impl NotMailArg {
+    /// The refusal answer for `raw` when it is not mail and the policy refuses it.
+    fn refusal(&self, raw: &[u8]) -> Option<Value> {
+        if self.not_mail == NotMailPolicy::Archive {
+            return None;
+        }
+        arca_ingest::check_mail(raw).err().map(|e| json!({"status": "refused", "reason": e.to_string()}))
+    }
+}
+
 fn archived_json(a: &Archived) -> Value {
     match a {
         Archived::New { shard, number } => json!({"status": "archived", "id": format!("{shard}:{number}")}),
@@ -110,12 +139,14 @@ fn archived_json(a: &Archived) -> Value {
     }
 }
 
-/// `POST /api/data/archives/{archive}/messages?folder=…`: one raw RFC 822 message.
+/// `POST /api/data/archives/{archive}/messages?folder=…&notMail=…`: one raw RFC 822 message; input
+/// that is not mail is refused unless `notMail=archive` (see [`NotMailPolicy`]).
 async fn upload(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     Path(archive): Path<String>,
     UrlQuery(arg): UrlQuery<FolderArg>,
+    UrlQuery(not_mail): UrlQuery<NotMailArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -123,6 +154,9 @@ async fn upload(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if let Some(refusal) = not_mail.refusal(&body) {
+        return axum::Json(refusal).into_response();
+    }
     let message = NewMessage { folder: arg.folder, raw: body.to_vec(), sent: false };
     match service.archive(&caller.tenant, access.id, vec![message]).await {
         Ok(results) => axum::Json(results.first().map(archived_json).unwrap_or(Value::Null)).into_response(),
@@ -197,6 +231,7 @@ async fn upload_batch(
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     Path(archive): Path<String>,
     UrlQuery(arg): UrlQuery<FolderArg>,
+    UrlQuery(not_mail): UrlQuery<NotMailArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -204,9 +239,12 @@ async fn upload_batch(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let items: Vec<Result<NewMessage, String>> = if is_mbox(&headers) {
+    let items: Vec<Result<NewMessage, Value>> = if is_mbox(&headers) {
         match split_mbox(&body, &arg.folder, service.limits().max_message_bytes) {
-            Ok(items) => items,
+            Ok(items) => items
+                .into_iter()
+                .map(|item| item.map_err(|reason| json!({"status": "refused", "reason": reason})))
+                .collect(),
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
     } else {
@@ -215,6 +253,10 @@ async fn upload_batch(
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
     };
+    let items = items.into_iter().map(|item| match item {
+        Ok(m) => not_mail.refusal(&m.raw).map_or(Ok(m), Err),
+        refused => refused,
+    });
     let mut results: Vec<Value> = Vec::with_capacity(items.len());
     let mut slots = Vec::new();
     let mut messages = Vec::new();
@@ -225,7 +267,7 @@ async fn upload_batch(
                 results.push(Value::Null);
                 messages.push(m);
             }
-            Err(reason) => results.push(json!({"status": "refused", "reason": reason})),
+            Err(refusal) => results.push(refusal),
         }
     }
     if !messages.is_empty() {
@@ -297,6 +339,7 @@ async fn upload_routed(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     UrlQuery(arg): UrlQuery<UnknownArg>,
+    UrlQuery(not_mail): UrlQuery<NotMailArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -337,6 +380,10 @@ async fn upload_routed(
     let mut per_archive: std::collections::BTreeMap<u64, Vec<(usize, NewMessage)>> = Default::default();
     let mut results: Vec<Value> = vec![Value::Null; messages.len()];
     for (i, (folder, raw)) in messages.into_iter().enumerate() {
+        if let Some(refusal) = not_mail.refusal(&raw) {
+            results[i] = refusal;
+            continue;
+        }
         let (senders, recipients) = service.parties(&raw);
         let mut targets: std::collections::BTreeMap<u64, bool> = Default::default();
         for a in &senders {
