@@ -248,7 +248,8 @@ fn discard_staged(path: &std::path::Path, id: ShardId) -> Result<(), ArchiveErro
     if !path.exists() {
         return Ok(());
     }
-    let (mut staging, pending) = arca_shard::staging::Staging::open(path).map_err(ShardError::from)?;
+    let arca_shard::staging::Opened { mut staging, pending, .. } =
+        arca_shard::staging::Staging::open(path).map_err(ShardError::from)?;
     if !pending.is_empty() {
         tracing::warn!(
             shard = id,

@@ -110,6 +110,35 @@ struct FolderArg {
     folder: String,
 }
 
+/// What an upload route does with input that is not mail at all ([`arca_ingest::check_mail`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NotMailPolicy {
+    /// Refuse it, naming why (the default: the server never archives a picture or a text file).
+    #[default]
+    Refuse,
+    /// Archive it as raw bytes: its source names it as a message (a `.eml` file, a Maildir file, a
+    /// message of an MBOX file), so it is a message that cannot be parsed (DESIGN invariant 7).
+    Archive,
+}
+
+/// The `notMail` query argument of the upload routes.
+#[derive(Debug, Deserialize)]
+struct NotMailArg {
+    #[serde(default, rename = "notMail")]
+    not_mail: NotMailPolicy,
+}
+
+impl NotMailArg {
+    /// The refusal answer for `raw` when it is not mail and the policy refuses it.
+    fn refusal(&self, raw: &[u8]) -> Option<Value> {
+        if self.not_mail == NotMailPolicy::Archive {
+            return None;
+        }
+        arca_ingest::check_mail(raw).err().map(|e| json!({"status": "refused", "reason": e.to_string()}))
+    }
+}
+
 fn archived_json(a: &Archived) -> Value {
     match a {
         Archived::New { shard, number } => json!({"status": "archived", "id": format!("{shard}:{number}")}),
@@ -120,12 +149,14 @@ fn archived_json(a: &Archived) -> Value {
     }
 }
 
-/// `POST /api/data/archives/{archive}/messages?folder=…`: one raw RFC 822 message.
+/// `POST /api/data/archives/{archive}/messages?folder=…&notMail=…`: one raw RFC 822 message; input
+/// that is not mail is refused unless `notMail=archive` (see [`NotMailPolicy`]).
 async fn upload(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     Path(archive): Path<String>,
     UrlQuery(arg): UrlQuery<FolderArg>,
+    UrlQuery(not_mail): UrlQuery<NotMailArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -133,6 +164,9 @@ async fn upload(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if let Some(refusal) = not_mail.refusal(&body) {
+        return axum::Json(refusal).into_response();
+    }
     // A folder the rule or the tree refuses is the caller's error (4xx naming the rule); in a batch
     // it refuses that message only.
     match service.folder_key(&caller.tenant, access.id, &arg.folder).await {
@@ -214,6 +248,7 @@ async fn upload_batch(
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     Path(archive): Path<String>,
     UrlQuery(arg): UrlQuery<FolderArg>,
+    UrlQuery(not_mail): UrlQuery<NotMailArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -221,9 +256,12 @@ async fn upload_batch(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let items: Vec<Result<NewMessage, String>> = if is_mbox(&headers) {
+    let items: Vec<Result<NewMessage, Value>> = if is_mbox(&headers) {
         match split_mbox(&body, &arg.folder, service.limits().max_message_bytes) {
-            Ok(items) => items,
+            Ok(items) => items
+                .into_iter()
+                .map(|item| item.map_err(|reason| json!({"status": "refused", "reason": reason})))
+                .collect(),
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
     } else {
@@ -232,6 +270,10 @@ async fn upload_batch(
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
     };
+    let items = items.into_iter().map(|item| match item {
+        Ok(m) => not_mail.refusal(&m.raw).map_or(Ok(m), Err),
+        refused => refused,
+    });
     let mut results: Vec<Value> = Vec::with_capacity(items.len());
     let mut slots = Vec::new();
     let mut messages = Vec::new();
@@ -242,7 +284,7 @@ async fn upload_batch(
                 results.push(Value::Null);
                 messages.push(m);
             }
-            Err(reason) => results.push(json!({"status": "refused", "reason": reason})),
+            Err(refusal) => results.push(refusal),
         }
     }
     if !messages.is_empty() {
@@ -314,6 +356,7 @@ async fn upload_routed(
     State(ctx): Ctx,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     UrlQuery(arg): UrlQuery<UnknownArg>,
+    UrlQuery(not_mail): UrlQuery<NotMailArg>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -354,6 +397,10 @@ async fn upload_routed(
     let mut per_archive: std::collections::BTreeMap<u64, Vec<(usize, NewMessage)>> = Default::default();
     let mut results: Vec<Value> = vec![Value::Null; messages.len()];
     for (i, (folder, raw)) in messages.into_iter().enumerate() {
+        if let Some(refusal) = not_mail.refusal(&raw) {
+            results[i] = refusal;
+            continue;
+        }
         let (senders, recipients) = service.parties(&raw);
         let mut targets: std::collections::BTreeMap<u64, bool> = Default::default();
         for a in &senders {

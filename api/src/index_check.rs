@@ -2,7 +2,7 @@
 
 /// What checking a store's index against its manifest found (`VerifyStore includeIndexes=true`):
 /// every committed message must be indexed exactly once, and nothing else.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexCheck {
     /// Searchable documents in the index.
     pub documents: u64,

@@ -1,8 +1,9 @@
 //! MBOX files: many messages per file, each after a `From ` separator line (ING-12).
 //!
 //! - Every line that starts with `From ` (at the start of the file or after a line feed) begins a
-//!   message; the separator line itself is not part of it. Bytes before the first separator are a
-//!   message of their own (nothing is dropped), except blank lines before any text.
+//!   message; the separator line itself is not part of it. A file whose first line (after blank lines)
+//!   is not a separator is not an MBOX: the reader yields one [`ReadError::NotMbox`] naming the byte
+//!   offset and stops, so a picture or a text file given as an MBOX archives nothing.
 //! - Unquoting, chosen by the caller ([`MboxVariant`], default mboxrd): mboxrd removes one `>` from
 //!   every line matching `^>+From `; mboxo removes it only from lines matching `^>From `.
 //! - The line break that ends the last line before the next separator (or the end of the file) is the
@@ -79,6 +80,8 @@ pub struct MboxReader<R> {
     open: bool,
     /// True when the next byte read starts a line.
     at_line_start: bool,
+    /// Bytes of blank lines read before the first separator (the offset a refusal names).
+    offset: u64,
     done: bool,
 }
 
@@ -105,6 +108,7 @@ impl<R: BufRead> MboxReader<R> {
             over: false,
             open: false,
             at_line_start: true,
+            offset: 0,
             done: false,
         }
     }
@@ -226,11 +230,13 @@ impl<R: BufRead> Iterator for MboxReader<R> {
             }
             if !self.open {
                 if piece.iter().all(u8::is_ascii_whitespace) {
+                    self.offset += piece.len() as u64;
                     continue;
                 }
-                // Bytes before the first separator: a message of their own.
-                self.number += 1;
-                self.open = true;
+                // Text before the first separator: this is not an MBOX.
+                self.done = true;
+                let found = crate::not_mail::Preview::of(&piece);
+                return Some(Err(ReadError::NotMbox { path: self.path.clone(), offset: self.offset, found }));
             }
             let quoted = starts_line
                 && match self.options.variant {
@@ -451,9 +457,25 @@ mod tests {
     }
 
     #[test]
-    fn leading_bytes_before_the_first_separator_are_a_message() {
-        let items = read(b"\n\nstray text\n\nFrom x\nSubject: a\n\n", MboxOptions::default());
-        assert_eq!(raws(&items), vec![b"stray text\n".to_vec(), b"Subject: a\n".to_vec()]);
+    fn a_file_that_does_not_start_with_a_from_line_is_not_an_mbox() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\nFrom x\nSubject: a\n\n";
+        let items: Vec<_> =
+            MboxReader::new(&png[..], Path::new("picture.png"), Vec::new(), MboxOptions::default()).collect();
+        match &items[..] {
+            [Err(e @ ReadError::NotMbox { offset: 0, .. })] => {
+                assert!(e.to_string().starts_with("picture.png: not an MBOX file: byte 0"), "{e}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let text = b"\n\nstray text\n\nFrom x\nSubject: a\n\n";
+        let items: Vec<_> =
+            MboxReader::new(&text[..], Path::new("t.mbox"), Vec::new(), MboxOptions::default()).collect();
+        assert!(matches!(&items[..], [Err(ReadError::NotMbox { offset: 2, .. })]), "{items:?}");
+        // Blank lines before the first separator are allowed; blank lines alone hold no message.
+        assert_eq!(
+            raws(&read(b"\n\nFrom x\nSubject: a\n\n", MboxOptions::default())),
+            vec![b"Subject: a\n".to_vec()]
+        );
         assert!(read(b"\n \n", MboxOptions::default()).is_empty());
     }
 

@@ -46,6 +46,11 @@ impl SourceItem {
 pub enum ReadError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// An MBOX file whose first line (after blank lines) is not a `From ` separator.
+    #[error(
+        "{path}: not an MBOX file: byte {offset} does not start a 'From ' separator line (found {found})"
+    )]
+    NotMbox { path: PathBuf, offset: u64, found: crate::not_mail::Preview },
 }
 
 impl ReadError {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -16,9 +17,16 @@ use crate::certs::{fingerprint, generated_paths, normalise_fingerprint};
 /// Connection options shared by all client subcommands (stable names: scripts rely on them).
 #[derive(Debug, Clone, Args)]
 pub struct ClientOptions {
-    /// API listener of any node, host:port.
-    #[arg(long = "h", env = "ARCA_HOST", default_value = "127.0.0.1:8463", global = true)]
-    pub host: String,
+    /// API listener of a node, host:port; several (repeated or comma-separated) let `import` go on
+    /// through another node when one fails.
+    #[arg(
+        long = "h",
+        env = "ARCA_HOST",
+        default_value = "127.0.0.1:8463",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub hosts: Vec<String>,
     /// User name (an administrator for cluster commands).
     #[arg(long = "u", env = "ARCA_USER", default_value = "admin", global = true)]
     pub user: String,
@@ -95,13 +103,48 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-/// A connected client for one node's API listener.
+/// A client for the API listeners of the nodes given (`--h`); requests go to the current one, and
+/// [`Client::fail_over`] moves on to the next.
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
+    /// Index into `bases` of the node requests go to.
+    current: AtomicUsize,
     user: String,
     password: String,
 }
+
+/// Why a data API request failed; [`RequestError::retryable`] tells whether another attempt (on this
+/// or another node) may succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// No answer: connection refused or reset, TLS failure, timeout.
+    #[error("cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    /// The node answered with an error status.
+    #[error("{url}: HTTP {status}: {message}")]
+    Status { url: String, status: reqwest::StatusCode, message: String },
+    /// The node answered, but the body could not be read as expected.
+    #[error("{url}: {what}: {detail}")]
+    Answer { url: String, what: &'static str, detail: String },
+}
+
+impl RequestError {
+    /// True for failures another attempt may not meet: no answer, the answer cut off, or a node that
+    /// cannot do the work now (5xx, 429). Refusals of the request itself (other 4xx) are final.
+    pub fn retryable(&self) -> bool {
+        match self {
+            RequestError::Unreachable { .. } => true,
+            RequestError::Status { status, .. } => {
+                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            RequestError::Answer { what, .. } => *what == READING,
+        }
+    }
+}
+
+/// [`RequestError::Answer`] while the body was being received (the connection broke: retryable).
+const READING: &str = "reading the answer";
 
 /// The fingerprint of the certificate a local `arca serve` generated, when there is one.
 fn local_fingerprint() -> Option<String> {
@@ -142,17 +185,39 @@ impl Client {
         let password = match &opts.password {
             Some(p) => p.clone(),
             None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-                rpassword::prompt_password(format!("Password for {}@{}: ", opts.user, opts.host))
+                rpassword::prompt_password(format!("Password for {}@{}: ", opts.user, opts.hosts.join(",")))
                     .context("cannot read the password")?
             }
             None => bail!("no password given: use --p or ARCA_PASSWORD"),
         };
-        Ok(Client { http, base: format!("https://{}", opts.host), user: opts.user.clone(), password })
+        let bases: Vec<String> = opts
+            .hosts
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| format!("https://{}", h.trim()))
+            .collect();
+        if bases.is_empty() {
+            bail!("no node given: --h <host:port>[,<host:port>…]");
+        }
+        Ok(Client { http, bases, current: AtomicUsize::new(0), user: opts.user.clone(), password })
+    }
+
+    /// The node requests go to now, as an index for [`Client::fail_over`] and its base URL.
+    fn base(&self) -> (usize, &str) {
+        let i = self.current.load(Ordering::Relaxed) % self.bases.len();
+        (i, &self.bases[i])
+    }
+
+    /// After a request to node `failed` failed: the next requests go to the next node given (once,
+    /// however many requests to `failed` fail at the same time).
+    pub fn fail_over(&self, failed: usize) {
+        let next = (failed + 1) % self.bases.len();
+        let _ = self.current.compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// POSTs url-encoded `args` to `path` and returns the envelope; an envelope error becomes `Err`.
     pub async fn call(&self, path: &str, args: &[(&str, String)]) -> Result<Value> {
-        let url = format!("{}{}", self.base, path);
+        let url = format!("{}{}", self.base().1, path);
         let response = self
             .http
             .post(&url)
@@ -178,7 +243,7 @@ impl Client {
 }
 
 impl Client {
-    async fn data_answer(&self, url: &str, response: reqwest::Response) -> Result<reqwest::Response> {
+    async fn data_answer(url: &str, response: reqwest::Response) -> Result<reqwest::Response, RequestError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -188,33 +253,51 @@ impl Client {
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or(text);
-        bail!("{url}: HTTP {status}: {message}")
+        Err(RequestError::Status { url: url.to_string(), status, message })
     }
 
-    /// POSTs raw bytes to a data API route and returns its JSON answer.
-    pub async fn request_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value> {
-        let url = format!("{}{}", self.base, path);
+    /// POSTs raw bytes to a data API route of the current node and returns its JSON answer; after a
+    /// retryable failure the next request goes to the next node given.
+    pub async fn request_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value, RequestError> {
+        let (node, base) = self.base();
+        let result = self.post_bytes(&format!("{base}{path}"), body).await;
+        if result.as_ref().is_err_and(RequestError::retryable) {
+            self.fail_over(node);
+        }
+        result
+    }
+
+    async fn post_bytes(&self, url: &str, body: Vec<u8>) -> Result<Value, RequestError> {
         let response = self
             .http
-            .post(&url)
+            .post(url)
             .basic_auth(&self.user, Some(&self.password))
             .header("content-type", "application/octet-stream")
             .body(body)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach {url}: {}", error_chain(&e)))?;
-        let response = self.data_answer(&url, response).await?;
-        response.json().await.with_context(|| format!("{url}: the answer is not JSON"))
+            .map_err(|e| RequestError::Unreachable { url: url.to_string(), detail: error_chain(&e) })?;
+        let response = Self::data_answer(url, response).await?;
+        let bytes = response.bytes().await.map_err(|e| RequestError::Answer {
+            url: url.to_string(),
+            what: READING,
+            detail: error_chain(&e),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| RequestError::Answer {
+            url: url.to_string(),
+            what: "the answer is not JSON",
+            detail: e.to_string(),
+        })
     }
 
     /// POSTs JSON to a data API route and returns its JSON answer.
     pub async fn request_json(&self, path: &str, body: &Value) -> Result<Value> {
-        self.request_bytes(path, serde_json::to_vec(body)?).await
+        Ok(self.request_bytes(path, serde_json::to_vec(body)?).await?)
     }
 
     /// GETs bytes from a data API route.
     pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let url = format!("{}{}", self.base, path);
+        let url = format!("{}{}", self.base().1, path);
         let response = self
             .http
             .get(&url)
@@ -222,7 +305,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach {url}: {}", error_chain(&e)))?;
-        let response = self.data_answer(&url, response).await?;
+        let response = Self::data_answer(&url, response).await?;
         Ok(response.bytes().await.with_context(|| format!("reading {url}"))?.to_vec())
     }
 }

@@ -12,10 +12,9 @@ use serde_json::Value;
 
 use crate::client::{Client, ClientOptions, urlencode};
 use crate::data_cmd::{
-    BATCH_BYTES, BATCH_MESSAGES, ImportArgs, InFlight, Summary, Upload, drain, join_folder, read_items,
-    submit,
+    BATCH_BYTES, BATCH_MESSAGES, ImportArgs, InFlight, Summary, Upload, drain, join_folder, named_as_mail,
+    no_mail, read_items, submit, take_message,
 };
-use arca_ingest::SourceItem;
 use arca_ingest::arca_headers::{strip, verify};
 
 /// The archives the cluster has, learnt once and kept up to date as they are created. Folders need
@@ -69,7 +68,8 @@ fn target(args: &ImportArgs, folder: &[String], raw: Vec<u8>) -> Result<(String,
     }
 }
 
-/// Runs `arca import --reimport`.
+/// Runs `arca import --reimport`; exits non-zero when anything was refused or failed, after printing
+/// the summary.
 pub async fn run(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
     let client = Arc::new(Client::new(opts)?);
     let mut tree = Tree::load(&client).await?;
@@ -77,22 +77,12 @@ pub async fn run(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
     let mut in_flight = InFlight::new();
     // Per archive: the batch being filled and its size in bytes.
     let mut batches: BTreeMap<String, (Vec<Upload>, usize)> = BTreeMap::new();
-    for path in &args.paths {
+    'paths: for path in &args.paths {
+        let named = named_as_mail(args.format, path);
+        let mut found = false;
         for item in read_items(args.format, path) {
-            let m = match item {
-                Ok(SourceItem::Message(m)) => {
-                    s.read += 1;
-                    m
-                }
-                Ok(SourceItem::Refused { source, refused, .. }) => {
-                    s.refuse(source, refused.reason);
-                    continue;
-                }
-                Err(e) => {
-                    s.refuse(path.display().to_string(), e.to_string());
-                    continue;
-                }
-            };
+            found = true;
+            let Some(m) = take_message(&mut s, path, named, item) else { continue };
             let (archive, folder, raw) = match target(&args, &m.folder, m.raw) {
                 Ok(t) => t,
                 Err(reason) => {
@@ -110,21 +100,31 @@ pub async fn run(opts: &ClientOptions, args: ImportArgs) -> Result<()> {
             if batch.len() >= BATCH_MESSAGES || *bytes >= BATCH_BYTES {
                 let full = std::mem::take(batch);
                 *bytes = 0;
-                submit(&mut in_flight, &mut s, &client, route(&archive), full).await?;
+                submit(&mut in_flight, &mut s, &client, route(&archive), full, args.attempts).await?;
             }
             s.progress(false);
+            if s.stopped() {
+                break 'paths;
+            }
+        }
+        if !found {
+            s.fail(path.display().to_string(), no_mail(args.format));
         }
     }
     for (archive, (batch, _)) in batches {
-        if !batch.is_empty() {
-            submit(&mut in_flight, &mut s, &client, route(&archive), batch).await?;
+        if s.stopped() {
+            s.not_sent(batch);
+        } else if !batch.is_empty() {
+            submit(&mut in_flight, &mut s, &client, route(&archive), batch, args.attempts).await?;
         }
     }
     drain(&mut in_flight, &mut s).await?;
     s.print(opts.json);
-    Ok(())
+    s.outcome()
 }
 
+/// The batch route of `archive`; what the readers yield is named as mail by its source (see
+/// [`named_as_mail`]), so what cannot be parsed is archived as raw bytes.
 fn route(archive: &str) -> String {
-    format!("/api/data/archives/{}/batch", urlencode(archive))
+    format!("/api/data/archives/{}/batch?notMail=archive", urlencode(archive))
 }

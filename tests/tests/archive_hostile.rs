@@ -89,17 +89,25 @@ fn import(cluster: &Cluster, dir: &Path) -> Result<Value> {
         0,
         &["import", "eml", &dir.display().to_string(), "--user", ARCHIVE, "--folder", "hostile", "--json"],
     );
-    if !out.status.success() {
+    let summary: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "import summary ({}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    // Exit 1 exactly when something was refused or failed; nothing may fail here.
+    let refused = summary["refused"].as_array().is_some_and(|r| !r.is_empty());
+    if summary["failed"] != json!([]) || out.status.success() == refused {
         bail!(
-            "import of {} failed ({}): {}\n{}",
+            "import of {} ended with {} and {summary}: {}",
             dir.display(),
             out.status,
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&out.stderr)
         );
     }
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("import summary: {}", String::from_utf8_lossy(&out.stdout)))
+    Ok(summary)
 }
 
 /// Peak and current resident memory of a process, in KiB, from /proc/<pid>/status.

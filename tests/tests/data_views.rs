@@ -157,7 +157,18 @@ async fn a_reader_browses_folders_pages_messages_and_opens_a_message_with_its_at
           the only part, never closed",
     )
     .await?;
-    let headerless = upload(&erika, "erika", "", b"no header fields at all\nsecond line\n").await?;
+    // Not mail at all unless the uploader names it as a message (`notMail=archive`): then it is a
+    // message that cannot be parsed, archived as raw bytes.
+    let r = erika
+        .request(
+            reqwest::Method::POST,
+            "/api/data/archives/erika/messages?notMail=archive",
+            Some("message/rfc822"),
+            b"no header fields at all\nsecond line\n".to_vec(),
+        )
+        .await?;
+    ensure!(r.json()["status"] == "archived", "headerless upload: {}", r.text());
+    let headerless = r.json()["id"].as_str().context("id")?.to_string();
 
     // Archives: her own, with her name.
     let archives = get_json(&erika, "/api/data/archives").await?;

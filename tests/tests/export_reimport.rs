@@ -260,7 +260,9 @@ async fn exported_corpus_reimports_into_a_fresh_cluster_into_the_same_archives_a
     std::fs::write(&victim, &bytes)?;
     std::fs::copy(staging.join("hostile/h0.eml"), tampered_dir.join("untagged.eml"))?;
     let out = fresh.cli(0, &["import", "eml", &tampered_dir.display().to_string(), "--reimport", "--json"]);
-    let refused = json_of(&out, "tampered reimport")?;
+    assert_eq!(out.status.code(), Some(1), "refusals make the re-import exit 1");
+    let refused: Value =
+        serde_json::from_slice(&out.stdout).context("the summary is printed all the same")?;
     assert_eq!(refused["archived"], 0, "{refused}");
     let reasons = refused["refused"].as_array().context("refused")?;
     assert_eq!(reasons.len(), 2, "{refused}");
