@@ -955,8 +955,9 @@ impl ArchiveService {
             Remote::Verify { tenant, shard, include_indexes } => {
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
                 let mut lines = Vec::new();
-                let report =
-                    verify_served(&served, shard, include_indexes, |line| lines.push(line)).await.map_err(failed)?;
+                let report = verify_served(&served, shard, include_indexes, |line| lines.push(line))
+                    .await
+                    .map_err(failed)?;
                 serde_json::to_value((report, lines))
             }
             Remote::Rebuild { tenant, shard } => {
@@ -1292,8 +1293,7 @@ fn encoded_message_bytes(folder: &str, base64_len: usize) -> usize {
 }
 
 /// What a forwarded `VerifyStore` answers: the report and the progress lines written meanwhile.
-type VerifyAnswer =
-    ((arca_shard::shard::ShardVerify, Option<crate::index_check::IndexCheck>), Vec<String>);
+type VerifyAnswer = ((arca_shard::shard::ShardVerify, Option<crate::index_check::IndexCheck>), Vec<String>);
 
 /// Verifies the packs of a shard served here and, with `include_indexes`, its index against its
 /// manifest.
