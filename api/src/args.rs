@@ -182,9 +182,9 @@ mod tests {
             let mut names: Vec<String> = spec.args.iter().map(|a| a.name.to_string()).collect();
             names.extend(spec.args.iter().map(|a| a.name.to_ascii_lowercase()));
             names.extend(["x".to_string(), String::new(), "%FF".to_string(), "a%3Db".to_string()]);
-            let name = proptest::prop::sample::select(names);
+            let name = proptest::sample::select(names);
             let value = prop_oneof![
-                proptest::prop::sample::select(vec![
+                proptest::sample::select(vec![
                     "", "true", "false", "1", "-7", " 42 ", "{}", "[1]", "%E2%82", "x+y"
                 ])
                 .prop_map(String::from),
@@ -192,13 +192,13 @@ mod tests {
             ];
             let pair = (name, value).prop_map(|(n, v)| format!("{n}={v}"));
             prop_oneof![
-                3 => proptest::prop::collection::vec(pair, 0..8).prop_map(|p| p.join("&").into_bytes()),
-                1 => proptest::prop::collection::vec(any::<u8>(), 0..64),
+                3 => proptest::collection::vec(pair, 0..8).prop_map(|p| p.join("&").into_bytes()),
+                1 => proptest::collection::vec(any::<u8>(), 0..64),
             ]
         }
 
         fn function() -> impl Strategy<Value = &'static FunctionSpec> {
-            proptest::prop::sample::select(catalogue::FUNCTIONS.iter().collect::<Vec<_>>())
+            proptest::sample::select(catalogue::FUNCTIONS.iter().collect::<Vec<_>>())
         }
 
         proptest! {
