@@ -172,7 +172,7 @@ mod tests {
 
     /// Property tests (`prop_*`): no body panics the decoder, and every error names the argument it is
     /// about. `PROPTEST_CASES=100000 cargo nextest run -p arca-api prop_` runs them longer.
-    mod prop {
+    mod properties {
         use proptest::prelude::*;
 
         use super::*;
