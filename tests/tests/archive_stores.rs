@@ -254,8 +254,12 @@ async fn reimport_after_a_second_and_a_third_store_became_current_adds_nothing()
     let cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
     api.ok("CreateUser", &[("userName", "bob"), ("privileges", "login")]).await?;
-    api.ok("SetUserPrivilegesOnFolder", &[("userName", "admin"), ("folder", "bob"), ("privileges", "read")])
-        .await?;
+    // Administrators read other archives only while archive access is unblocked (CMP-01).
+    api.ok(
+        "SetComplianceConfiguration",
+        &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", "admin")],
+    )
+    .await?;
     let all = cluster.root().join("all");
     fixture(&all, 120)?;
     // The first 80 go into the first store.

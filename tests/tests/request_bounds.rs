@@ -64,7 +64,7 @@ async fn a_search_of_100000_words_and_wildcard_bombs_are_refused_fast_while_memo
     let cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
     let pid = cluster.nodes[0].pid().context("the node runs as a process")?;
-    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login"), ("password", ERIKA_PW)]).await?;
+    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)]).await?;
     let erika = api.with_login("erika", ERIKA_PW);
     for i in 0..20 {
         let r = erika
@@ -170,7 +170,7 @@ async fn administration_requests_over_their_bounds_are_refused_naming_the_settin
 async fn logs_are_plain_text_in_a_file_escape_user_input_and_change_level_at_run_time() -> Result<()> {
     let mut cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
-    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login"), ("password", ERIKA_PW)]).await?;
+    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)]).await?;
     let erika = api.with_login("erika", ERIKA_PW);
     // A folder name with a line break: archived or refused, it must not start a log line of its own.
     let _ = erika
