@@ -191,10 +191,12 @@ impl Cluster {
                 if let Some(j) = join {
                     cmd.arg("--join").arg(j);
                 }
+                // Level info unless the test's environment names another.
+                cmd.env("ARCA_LOG_LEVEL", "info");
                 for (k, v) in &env {
                     cmd.env(k, v);
                 }
-                cmd.env("ARCA_LOG_LEVEL", "info").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+                cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
                 n.child = Some(cmd.spawn().with_context(|| format!("spawning {}", arca_bin().display()))?);
             }
             Kind::InProcess => {

@@ -34,7 +34,8 @@ fn message(subject: &str) -> Vec<u8> {
 async fn cluster_with_erika() -> Result<(Cluster, ApiClient, ApiClient)> {
     let cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
-    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)]).await?;
+    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)])
+        .await?;
     // Administrators read other archives only while archive access is unblocked (CMP-01).
     api.ok(
         "SetComplianceConfiguration",

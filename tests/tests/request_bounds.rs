@@ -64,7 +64,8 @@ async fn a_search_of_100000_words_and_wildcard_bombs_are_refused_fast_while_memo
     let cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
     let pid = cluster.nodes[0].pid().context("the node runs as a process")?;
-    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)]).await?;
+    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)])
+        .await?;
     let erika = api.with_login("erika", ERIKA_PW);
     for i in 0..20 {
         let r = erika
@@ -170,7 +171,8 @@ async fn administration_requests_over_their_bounds_are_refused_naming_the_settin
 async fn logs_are_plain_text_in_a_file_escape_user_input_and_change_level_at_run_time() -> Result<()> {
     let mut cluster = Cluster::start(1, &[]).await?;
     let api = cluster.api(0);
-    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)]).await?;
+    api.ok("CreateUser", &[("userName", "erika"), ("privileges", "login,archive"), ("password", ERIKA_PW)])
+        .await?;
     let erika = api.with_login("erika", ERIKA_PW);
     // A folder name with a line break: archived or refused, it must not start a log line of its own.
     let _ = erika
@@ -202,12 +204,25 @@ async fn logs_are_plain_text_in_a_file_escape_user_input_and_change_level_at_run
     ensure!(!log.lines().any(|l| l.starts_with("FORGED")), "user input started a log line:\n{log}");
 
     // JSON: every line the subscriber writes after the start-up banner is one JSON object.
+    cluster.stop(0).await?;
     cluster.nodes[0].env.push(("ARCA_LOG_FORMAT".into(), "json".into()));
+    cluster.nodes[0].env.push(("ARCA_LOG_LEVEL".into(), "arca_api=debug,info".into()));
     cluster.restart(0).await?;
     handshake(cluster.nodes[0].api_addr()).await?;
     let log = cluster.nodes[0].log();
-    let events: Vec<Value> =
-        log.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<_, _>>()?;
-    ensure!(events.iter().any(|e| e["level"] == "INFO"), "JSON events in the log:\n{log}");
+    let restarted = log.rsplit("stopping").next().unwrap_or_default();
+    let events: Vec<Value> = restarted
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        events.iter().any(|e| e["level"] == "DEBUG" && e.to_string().contains("TLS handshake")),
+        "the handshake's debug event as a JSON object in the log:\n{restarted}"
+    );
+    ensure!(
+        !restarted.lines().any(|l| l.contains("TLS handshake") && !l.starts_with('{')),
+        "no text event after the switch to JSON:\n{restarted}"
+    );
     Ok(())
 }
