@@ -258,6 +258,32 @@ async fn folders_the_rule_refuses_refuse_their_message_naming_the_rule_and_the_o
     let (status, v) = upload(&erika, &bomb, message("bomb")).await?;
     assert_eq!(status, 400, "{v}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "refused quickly");
+
+    // Depth 100,000 (200 KB, too long for a URL) in a batch record: refused in under a second naming
+    // a limit, with nothing recorded (the tree is checked below).
+    let abyss = "a/".repeat(100_000) + "a";
+    let raw = message("abyss");
+    let mut body = Vec::new();
+    body.extend((abyss.len() as u32).to_le_bytes());
+    body.extend(abyss.as_bytes());
+    body.extend((raw.len() as u32).to_le_bytes());
+    body.extend(raw);
+    let started = std::time::Instant::now();
+    let r = erika
+        .request(
+            reqwest::Method::POST,
+            "/api/data/archives/erika/batch",
+            Some("application/octet-stream"),
+            body,
+        )
+        .await?;
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "depth 100,000 refused within a second");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let result = &r.json()["results"][0];
+    assert_eq!(result["status"], "refused", "{result}");
+    // The path length bound (MAX_FOLDER_PATH_CHARS) is met before the depth bound: either names a limit.
+    let reason = result["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("MAX_FOLDER_PATH_CHARS") || reason.contains("MAX_FOLDER_DEPTH"), "{result}");
     assert_eq!(
         api.ok("GetChildFolders", &[("folder", "erika")]).await?,
         json!(["erika/Inbox", "erika/Sent"])
