@@ -224,9 +224,25 @@ pub async fn load_manifest(
     key: &DataKey,
     head: Option<String>,
 ) -> Result<Manifest, ShardError> {
+    let (chain, _) = read_chain(objects, shard, key, head, None).await?;
+    Ok(Manifest::from_chain(chain))
+}
+
+/// Follows a manifest chain from `head` back to (not including) `stop`, newest first, with each
+/// delta's object key; `true` when `stop` was reached.
+async fn read_chain(
+    objects: &Objects,
+    shard: ShardId,
+    key: &DataKey,
+    head: Option<String>,
+    stop: Option<&str>,
+) -> Result<(Vec<(String, ManifestDelta)>, bool), ShardError> {
     let mut chain = Vec::new();
     let mut next = head;
     while let Some(object) = next {
+        if Some(object.as_str()) == stop {
+            return Ok((chain, true));
+        }
         let sealed = objects.get(&object).await?;
         let delta = open_manifest(key, &object, &sealed).map_err(|reason| ShardError::Manifest {
             shard,
@@ -236,7 +252,7 @@ pub async fn load_manifest(
         next = delta.previous.clone();
         chain.push((object, delta));
     }
-    Ok(Manifest::from_chain(chain))
+    Ok((chain, false))
 }
 
 /// The manifest deltas of a shard from its newest `head` back to (not including) `known`, newest
@@ -250,22 +266,8 @@ pub async fn load_deltas_since(
     head: Option<String>,
     known: Option<&str>,
 ) -> Result<(Vec<ManifestDelta>, bool), ShardError> {
-    let mut deltas = Vec::new();
-    let mut next = head;
-    while let Some(object) = next {
-        if Some(object.as_str()) == known {
-            return Ok((deltas, true));
-        }
-        let sealed = objects.get(&object).await?;
-        let delta = open_manifest(key, &object, &sealed).map_err(|reason| ShardError::Manifest {
-            shard,
-            key: object.clone(),
-            reason,
-        })?;
-        next = delta.previous.clone();
-        deltas.push(delta);
-    }
-    Ok((deltas, known.is_none()))
+    let (chain, reached) = read_chain(objects, shard, key, head, known).await?;
+    Ok((chain.into_iter().map(|(_, delta)| delta).collect(), reached || known.is_none()))
 }
 
 impl Shard {

@@ -53,6 +53,26 @@ async fn upload(erika: &ApiClient, folder: &str, raw: Vec<u8>) -> Result<(u16, V
     Ok((r.status, r.json()))
 }
 
+/// Sends `(folder, message)` records to erika's batch route (`folder length u32 LE, folder, message
+/// length u32 LE, message` each).
+async fn upload_batch(erika: &ApiClient, records: &[(&str, Vec<u8>)]) -> Result<arca_tests::api::Reply> {
+    let mut body = Vec::new();
+    for (folder, raw) in records {
+        body.extend((folder.len() as u32).to_le_bytes());
+        body.extend(folder.as_bytes());
+        body.extend((raw.len() as u32).to_le_bytes());
+        body.extend(raw);
+    }
+    erika
+        .request(
+            reqwest::Method::POST,
+            "/api/data/archives/erika/batch",
+            Some("application/octet-stream"),
+            body,
+        )
+        .await
+}
+
 /// Uploads one message that must be archived; answers its id.
 async fn archived(erika: &ApiClient, folder: &str, subject: &str) -> Result<String> {
     let (status, v) = upload(erika, folder, message(subject)).await?;
@@ -213,22 +233,9 @@ async fn folders_the_rule_refuses_refuse_their_message_naming_the_rule_and_the_o
         (lossy.as_str(), "U+FFFD"),
         ("Sent", ""),
     ];
-    let mut body = Vec::new();
-    for (i, (folder, _)) in folders.iter().enumerate() {
-        let raw = message(&format!("m{i}"));
-        body.extend((folder.len() as u32).to_le_bytes());
-        body.extend(folder.as_bytes());
-        body.extend((raw.len() as u32).to_le_bytes());
-        body.extend(raw);
-    }
-    let r = erika
-        .request(
-            reqwest::Method::POST,
-            "/api/data/archives/erika/batch",
-            Some("application/octet-stream"),
-            body,
-        )
-        .await?;
+    let records: Vec<(&str, Vec<u8>)> =
+        folders.iter().enumerate().map(|(i, (folder, _))| (*folder, message(&format!("m{i}")))).collect();
+    let r = upload_batch(&erika, &records).await?;
     assert_eq!(r.status, 200, "{}", r.text());
     let results = r.json()["results"].as_array().context("results")?.clone();
     assert_eq!(results.len(), folders.len(), "{results:?}");
@@ -262,21 +269,8 @@ async fn folders_the_rule_refuses_refuse_their_message_naming_the_rule_and_the_o
     // Depth 100,000 (200 KB, too long for a URL) in a batch record: refused in under a second naming
     // a limit, with nothing recorded (the tree is checked below).
     let abyss = "a/".repeat(100_000) + "a";
-    let raw = message("abyss");
-    let mut body = Vec::new();
-    body.extend((abyss.len() as u32).to_le_bytes());
-    body.extend(abyss.as_bytes());
-    body.extend((raw.len() as u32).to_le_bytes());
-    body.extend(raw);
     let started = std::time::Instant::now();
-    let r = erika
-        .request(
-            reqwest::Method::POST,
-            "/api/data/archives/erika/batch",
-            Some("application/octet-stream"),
-            body,
-        )
-        .await?;
+    let r = upload_batch(&erika, &[(abyss.as_str(), message("abyss"))]).await?;
     assert!(started.elapsed() < std::time::Duration::from_secs(1), "depth 100,000 refused within a second");
     assert_eq!(r.status, 200, "{}", r.text());
     let result = &r.json()["results"][0];
