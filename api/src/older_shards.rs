@@ -162,7 +162,7 @@ impl ArchiveService {
         sha: &[u8; 32],
         direction: Direction,
     ) -> Result<Option<u64>, ArchiveError> {
-        if let Some(served) = self.served.lock().await.get(&other.id) {
+        if let Some(served) = self.served.get(other.id) {
             return Ok(served.shard.with_manifest(|m| m.find_identity(archive, sha, direction)));
         }
         let cached = {

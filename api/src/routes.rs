@@ -265,12 +265,12 @@ async fn call_request(ctx: &ApiContext, request: CallRequest) -> Envelope {
                 }
                 CallRequest::Cancel { .. } => Duration::ZERO,
             };
-            let payload = match serde_json::to_value(&request) {
+            let payload = match serde_json::to_vec(&request) {
                 Ok(p) => p,
                 Err(e) => return Envelope::failure(ApiError::new(e.to_string())),
             };
             match ctx.meta.call_node(node, CALLS_SERVICE, payload, wait + Duration::from_secs(10)).await {
-                Ok(value) => serde_json::from_value(value).unwrap_or_else(|e| {
+                Ok(answer) => serde_json::from_slice(&answer).unwrap_or_else(|e| {
                     Envelope::failure(ApiError::new(format!("undecodable forwarded status: {e}")))
                 }),
                 Err(e) => Envelope::failure(ApiError {
@@ -293,24 +293,24 @@ impl arca_raft::AppHandler for Forwarded {
     fn handle(
         &self,
         service: String,
-        payload: Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send>> {
+        payload: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send>> {
         let ctx = self.0.upgrade();
         Box::pin(async move {
             let ctx = ctx.ok_or("the API of this node is shutting down")?;
             if service == crate::archive::ARCHIVE_SERVICE {
                 let archive = ctx.archive.clone().ok_or("this node has no archive service")?;
-                return archive.handle_remote(payload).await;
+                return Ok(archive.handle_remote(&payload).await);
             }
             if service == KEYS_SERVICE {
                 let archive = ctx.archive.as_ref().ok_or("this node has no archive service")?;
-                return Ok(Value::String(archive.master_key_hex()));
+                return Ok(archive.master_key_hex().into_bytes());
             }
             if service != CALLS_SERVICE {
                 return Err(format!("unknown service '{service}'"));
             }
-            let request: CallRequest = serde_json::from_value(payload).map_err(|e| e.to_string())?;
-            serde_json::to_value(request.serve_here(&ctx.calls).await).map_err(|e| e.to_string())
+            let request: CallRequest = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            serde_json::to_vec(&request.serve_here(&ctx.calls).await).map_err(|e| e.to_string())
         })
     }
 }

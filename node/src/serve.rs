@@ -127,16 +127,11 @@ async fn load_master_key(
             let leader = meta.raft().metrics().borrow().current_leader;
             if let Some(leader) = leader.filter(|l| *l != meta.id()) {
                 match meta
-                    .call_node(
-                        leader,
-                        arca_api::routes::KEYS_SERVICE,
-                        serde_json::Value::Null,
-                        Duration::from_secs(5),
-                    )
+                    .call_node(leader, arca_api::routes::KEYS_SERVICE, Vec::new(), Duration::from_secs(5))
                     .await
                 {
                     Ok(v) => {
-                        fetched = v.as_str().map(str::to_string);
+                        fetched = String::from_utf8(v).ok();
                         break;
                     }
                     Err(e) => tracing::warn!("waiting for the master key from the leader: {e}"),

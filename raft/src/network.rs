@@ -1,5 +1,6 @@
 //! Inter-node RPC over tonic with mutual TLS: Raft messages and the cluster's own calls (forwarded
-//! writes, read index, join, membership changes, status), each one JSON document per unary call.
+//! writes, read index, join, membership changes, status), each one JSON document per unary call; and
+//! the higher layers' own requests (`/arca.Cluster/App`), whose bytes this crate carries unread.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,8 +28,10 @@ use crate::{MetaRequest, TypeConfig};
 use arca_types::NodeId;
 use arca_types::records::NodeInfo;
 
-/// gRPC path of the single cluster method.
+/// gRPC path of the cluster's own calls.
 const CALL_PATH: &str = "/arca.Cluster/Call";
+/// gRPC path of the higher layers' requests: a service name and opaque bytes ([`app_frame`]).
+const APP_PATH: &str = "/arca.Cluster/App";
 /// Largest message accepted between nodes unless the node says otherwise
 /// ([`NodeOptions::max_call_bytes`](crate::NodeOptions), derived by `arca serve` from the API's own
 /// limits so that whatever the API accepts can be forwarded); snapshot chunks and log batches stay far
@@ -62,12 +65,6 @@ pub enum ClusterRequest {
     Status,
     /// This node's own applied index and state hash.
     LocalState,
-    /// A request for a service of a higher layer (e.g. the API's long-running calls), served by the
-    /// node's [`crate::node::AppHandler`].
-    App {
-        service: String,
-        payload: serde_json::Value,
-    },
 }
 
 /// Why a call to a peer failed before the peer could answer.
@@ -121,6 +118,26 @@ impl Decoder for BytesCodec {
 pub trait ClusterHandler: Send + Sync + 'static {
     /// Handles one request; `Err` becomes a gRPC status.
     fn handle(&self, request: ClusterRequest) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+    /// Handles one request of a higher layer's `service`; `Err` (no such service) becomes a gRPC status.
+    fn handle_app(&self, service: String, payload: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+}
+
+/// The body of an App request: the service name's length (2 bytes, big-endian), the name, the payload.
+pub fn app_frame(service: &str, payload: &[u8]) -> Vec<u8> {
+    let name = &service.as_bytes()[..service.len().min(u16::MAX as usize)];
+    let mut body = Vec::with_capacity(2 + name.len() + payload.len());
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name);
+    body.extend_from_slice(payload);
+    body
+}
+
+/// Splits an App request body into its service name and payload; `None` when it is malformed.
+pub fn app_unframe(mut body: Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let len = u16::from_be_bytes([*body.first()?, *body.get(1)?]) as usize;
+    let name = std::str::from_utf8(body.get(2..2 + len)?).ok()?.to_string();
+    let payload = body.split_off(2 + len);
+    Some((name, payload))
 }
 
 /// The tonic service that exposes a [`ClusterHandler`].
@@ -167,6 +184,21 @@ impl<H: ClusterHandler> tonic::server::UnaryService<Vec<u8>> for CallSvc<H> {
     }
 }
 
+struct AppSvc<H>(Arc<H>);
+
+impl<H: ClusterHandler> tonic::server::UnaryService<Vec<u8>> for AppSvc<H> {
+    type Response = Vec<u8>;
+    type Future = BoxFuture<'static, Result<tonic::Response<Vec<u8>>, Status>>;
+    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
+        let handler = self.0.clone();
+        Box::pin(async move {
+            let (service, payload) = app_unframe(request.into_inner())
+                .ok_or_else(|| Status::invalid_argument("malformed App request"))?;
+            handler.handle_app(service, payload).await.map(tonic::Response::new).map_err(Status::unavailable)
+        })
+    }
+}
+
 impl<H, B> tower::Service<http::Request<B>> for ClusterService<H>
 where
     H: ClusterHandler,
@@ -185,13 +217,14 @@ where
         let handler = self.handler.clone();
         let max = self.max_message;
         Box::pin(async move {
-            if req.uri().path() != CALL_PATH {
-                return Ok(Status::unimplemented("unknown cluster method").into_http());
-            }
             let mut grpc = tonic::server::Grpc::new(BytesCodec)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max);
-            Ok(grpc.unary(CallSvc(handler), req).await)
+            match req.uri().path() {
+                CALL_PATH => Ok(grpc.unary(CallSvc(handler), req).await),
+                APP_PATH => Ok(grpc.unary(AppSvc(handler), req).await),
+                _ => Ok(Status::unimplemented("unknown cluster method").into_http()),
+            }
         })
     }
 }
@@ -268,6 +301,30 @@ impl PeerClients {
     ) -> Result<R, NetError> {
         let body = serde_json::to_vec(request)
             .map_err(|e| NetError::Protocol { addr: addr.to_string(), message: e.to_string() })?;
+        let answer = self.unary(addr, CALL_PATH, body, timeout).await?;
+        serde_json::from_slice(&answer)
+            .map_err(|e| NetError::Protocol { addr: addr.to_string(), message: e.to_string() })
+    }
+
+    /// Sends `payload` for a higher layer's `service` to the node at `addr`; answers its bytes.
+    pub async fn call_app(
+        &self,
+        addr: &str,
+        service: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        self.unary(addr, APP_PATH, app_frame(service, payload), timeout).await
+    }
+
+    /// One unary call of `path` with `body`, within `timeout`.
+    async fn unary(
+        &self,
+        addr: &str,
+        path: &'static str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
         let channel = self.channel(addr)?;
         let fut = async {
             let mut grpc = tonic::client::Grpc::new(channel)
@@ -276,7 +333,7 @@ impl PeerClients {
             grpc.ready()
                 .await
                 .map_err(|e| NetError::Unreachable { addr: addr.to_string(), message: e.to_string() })?;
-            let path = http::uri::PathAndQuery::from_static(CALL_PATH);
+            let path = http::uri::PathAndQuery::from_static(path);
             grpc.unary(tonic::Request::new(body), path, BytesCodec)
                 .await
                 .map_err(|s| NetError::Unreachable { addr: addr.to_string(), message: describe_status(&s) })
@@ -284,8 +341,7 @@ impl PeerClients {
         let answer = tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| NetError::Timeout { addr: addr.to_string(), after: timeout })??;
-        serde_json::from_slice(answer.get_ref())
-            .map_err(|e| NetError::Protocol { addr: addr.to_string(), message: e.to_string() })
+        Ok(answer.into_inner())
     }
 }
 
@@ -376,5 +432,21 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
         self.send(ClusterRequest::Vote(rpc), &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_frame_round_trips_and_malformed_bodies_are_refused() {
+        let body = app_frame("archive.shard", &[0, 1, 2, 255]);
+        assert_eq!(app_unframe(body), Some(("archive.shard".to_string(), vec![0, 1, 2, 255])));
+        assert_eq!(app_unframe(app_frame("", &[])), Some((String::new(), Vec::new())));
+        assert_eq!(app_unframe(vec![]), None);
+        assert_eq!(app_unframe(vec![0]), None);
+        assert_eq!(app_unframe(vec![0, 5, b'a']), None, "a name longer than the body");
+        assert_eq!(app_unframe(vec![0, 1, 0xff]), None, "a name that is not UTF-8");
     }
 }

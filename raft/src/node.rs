@@ -93,12 +93,10 @@ pub struct LocalState {
 
 /// Serves requests of higher layers that other nodes address to this one (`MetaNode::call_node`).
 pub trait AppHandler: Send + Sync + 'static {
-    /// Handles one request for `service`; `Err` is a message for the caller.
-    fn handle(
-        &self,
-        service: String,
-        payload: serde_json::Value,
-    ) -> BoxFuture<'static, Result<serde_json::Value, String>>;
+    /// Handles one request for `service` (its bytes are the service's own encoding); `Err` says the
+    /// service cannot take requests (unknown, shutting down). Failures of the request itself belong in
+    /// the service's answer, typed.
+    fn handle(&self, service: String, payload: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>>;
 }
 
 /// Answer of a call that only the leader can serve.
@@ -267,7 +265,7 @@ impl MetaNode {
         Ok(())
     }
 
-    /// Installs the handler of [`ClusterRequest::App`] requests (once; later calls are ignored).
+    /// Installs the handler of higher layers' requests (once; later calls are ignored).
     pub fn set_app_handler(&self, handler: Arc<dyn AppHandler>) {
         let _ = self.inner.app.set(handler);
     }
@@ -277,31 +275,24 @@ impl MetaNode {
         &self,
         id: NodeId,
         service: &str,
-        payload: serde_json::Value,
+        payload: Vec<u8>,
         timeout: Duration,
-    ) -> Result<serde_json::Value, RaftNodeError> {
-        let answer = if id == self.inner.id {
-            self.handle_app(service.to_string(), payload).await
-        } else {
-            let metrics = self.inner.raft.metrics().borrow().clone();
-            let Some(info) = metrics.membership_config.membership().get_node(&id).cloned() else {
-                return Err(RaftNodeError::Unavailable(format!("node {id} is not a member of the cluster")));
-            };
-            let request = ClusterRequest::App { service: service.to_string(), payload };
-            self.inner
-                .clients
-                .call::<Result<serde_json::Value, String>>(&info.cluster_addr, &request, timeout)
-                .await
-                .map_err(|e| RaftNodeError::Unavailable(e.to_string()))?
+    ) -> Result<Vec<u8>, RaftNodeError> {
+        if id == self.inner.id {
+            return self.serve_app(service.to_string(), payload).await.map_err(RaftNodeError::Unavailable);
+        }
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let Some(info) = metrics.membership_config.membership().get_node(&id).cloned() else {
+            return Err(RaftNodeError::Unavailable(format!("node {id} is not a member of the cluster")));
         };
-        answer.map_err(RaftNodeError::Unavailable)
+        self.inner
+            .clients
+            .call_app(&info.cluster_addr, service, &payload, timeout)
+            .await
+            .map_err(|e| RaftNodeError::Unavailable(e.to_string()))
     }
 
-    async fn handle_app(
-        &self,
-        service: String,
-        payload: serde_json::Value,
-    ) -> Result<serde_json::Value, String> {
+    async fn serve_app(&self, service: String, payload: Vec<u8>) -> Result<Vec<u8>, String> {
         match self.inner.app.get() {
             Some(handler) => handler.handle(service, payload).await,
             None => Err(format!("this node does not serve '{service}' yet")),
@@ -661,11 +652,12 @@ impl ClusterHandler for MetaNode {
                     json(serde_json::to_vec(&raft.install_snapshot(rpc).await))
                 }
                 ClusterRequest::LocalState => json(serde_json::to_vec(&self.local_state())),
-                ClusterRequest::App { service, payload } => {
-                    json(serde_json::to_vec(&self.handle_app(service, payload).await))
-                }
                 leader_only => self.execute_as_leader(leader_only).await,
             }
         })
+    }
+
+    fn handle_app(&self, service: String, payload: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(self.serve_app(service, payload))
     }
 }

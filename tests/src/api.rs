@@ -54,7 +54,46 @@ impl Reply {
     }
 }
 
+/// A batch upload body: records of `folder length u32 LE, folder, message length u32 LE, message`.
+pub fn batch_body(folder: &str, messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for raw in messages {
+        body.extend((folder.len() as u32).to_le_bytes());
+        body.extend(folder.as_bytes());
+        body.extend((raw.len() as u32).to_le_bytes());
+        body.extend(raw);
+    }
+    body
+}
+
 impl ApiClient {
+    /// Uploads `messages` into `folder` of `archive` in one batch; answers their ids (`<shard>:<n>`),
+    /// failing when any was not archived.
+    pub async fn upload_batch(
+        &self,
+        archive: &str,
+        folder: &str,
+        messages: &[Vec<u8>],
+    ) -> Result<Vec<String>> {
+        let path = format!("/api/data/archives/{archive}/batch");
+        let a = self
+            .request(
+                reqwest::Method::POST,
+                &path,
+                Some("application/octet-stream"),
+                batch_body(folder, messages),
+            )
+            .await?;
+        if a.status != 200 {
+            bail!("upload: HTTP {}: {}", a.status, a.text());
+        }
+        let results = a.json()["results"].as_array().cloned().unwrap_or_default();
+        results
+            .iter()
+            .map(|r| r["id"].as_str().map(str::to_string).with_context(|| format!("not archived: {r}")))
+            .collect()
+    }
+
     /// Sends `method path` with credentials, an optional content type and a body; answers whatever
     /// came back (any status).
     pub async fn request(

@@ -1,10 +1,12 @@
-//! TCP proxies in front of each node's cluster listener, able to cut a node off from all others.
+//! TCP proxies in front of each node's cluster listener, able to cut a node off from all others or to
+//! slow down every link to it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::io::copy_bidirectional;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, copy_bidirectional};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -26,12 +28,18 @@ fn node_of(ip: IpAddr) -> Option<usize> {
 #[derive(Debug)]
 pub struct Partition {
     cut: Mutex<HashSet<usize>>,
+    /// Latency added to every chunk of bytes sent to (and answered by) a node, by node.
+    slow: Mutex<HashMap<usize, Duration>>,
     changed: watch::Sender<u64>,
 }
 
 impl Default for Partition {
     fn default() -> Self {
-        Partition { cut: Mutex::new(HashSet::new()), changed: watch::channel(0).0 }
+        Partition {
+            cut: Mutex::new(HashSet::new()),
+            slow: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
     }
 }
 
@@ -46,6 +54,17 @@ impl Partition {
     pub fn heal(&self, i: usize) {
         self.cut.lock().expect("lock").remove(&i);
         self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Delays every chunk of bytes on links *to* node `i` (requests to it and its answers) by `delay`;
+    /// its own calls to others stay fast. Open links to it are dropped (their callers reconnect).
+    pub fn slow(&self, i: usize, delay: Duration) {
+        self.slow.lock().expect("lock").insert(i, delay);
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    fn delay(&self, i: usize) -> Option<Duration> {
+        self.slow.lock().expect("lock").get(&i).copied()
     }
 
     fn allows(&self, target: usize, source: Option<usize>) -> bool {
@@ -73,13 +92,28 @@ pub async fn start(index: usize, target: SocketAddr, partition: Arc<Partition>) 
                 let _ = inbound.set_nodelay(true);
                 let _ = outbound.set_nodelay(true);
                 let mut changed = partition.changed.subscribe();
-                let copy = copy_bidirectional(&mut inbound, &mut outbound);
+                let delay = partition.delay(index);
+                let copy = async {
+                    match delay {
+                        None => {
+                            let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                        Some(delay) => {
+                            let (mut in_read, mut in_write) = inbound.split();
+                            let (mut out_read, mut out_write) = outbound.split();
+                            tokio::select! {
+                                _ = copy_slowly(&mut in_read, &mut out_write, delay) => {}
+                                _ = copy_slowly(&mut out_read, &mut in_write, delay) => {}
+                            }
+                        }
+                    }
+                };
                 tokio::pin!(copy);
                 loop {
                     tokio::select! {
                         _ = &mut copy => return,
                         r = changed.changed() => {
-                            if r.is_err() || !partition.allows(index, source) {
+                            if r.is_err() || !partition.allows(index, source) || partition.delay(index) != delay {
                                 return;
                             }
                         }
@@ -89,4 +123,23 @@ pub async fn start(index: usize, target: SocketAddr, partition: Arc<Partition>) 
         }
     });
     addr
+}
+
+/// Copies `from` to `to`, holding each chunk back by `delay` (a slow link, not a slow node).
+async fn copy_slowly(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    delay: Duration,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
