@@ -165,6 +165,8 @@ pub struct ArchiveService {
     failed_takeovers: std::sync::Mutex<HashMap<ShardId, FailedTakeover>>,
     /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
     pub(crate) older: crate::older_shards::OlderShards,
+    /// Searches and batches served by this node (`GetServerInfo`).
+    pub counters: crate::counters::Counters,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -282,6 +284,7 @@ impl ArchiveService {
             older: crate::older_shards::OlderShards::new(
                 arca_types::config::StorageConfig::default().identity_cache_entries,
             ),
+            counters: Default::default(),
         }
     }
 
@@ -851,6 +854,7 @@ impl ArchiveService {
                 return Err(ArchiveError::NotCurrent { shard: id });
             }
         }
+        self.counters.batch_archived(messages.len());
         let direction = |sent: bool| if sent { Direction::Sent } else { Direction::Received };
         let elsewhere = {
             let wanted: Vec<crate::older_shards::Wanted<'_>> =
@@ -908,7 +912,10 @@ impl ArchiveService {
         query: ShardQuery,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
         match self.place(tenant, id).await? {
-            Placement::Here(served) => search_served(&served, id, query).await,
+            Placement::Here(served) => {
+                self.counters.shard_search();
+                search_served(&served, id, query).await
+            }
             Placement::There(node) => {
                 let request = Remote::Search { tenant: tenant.into(), shard: id, query: Box::new(query) };
                 match self.forward(node, &request).await? {
@@ -940,6 +947,7 @@ impl ArchiveService {
             }
             Remote::Search { tenant, shard, query } => {
                 let served = self.place_here(&tenant, shard).await.map_err(failed)?;
+                self.counters.shard_search();
                 let answer = match search_served(&served, shard, *query).await {
                     Ok(page) => ShardAnswer::Page(Box::new(page)),
                     Err(ArchiveError::QueryLimit(limit)) => ShardAnswer::Refused(limit),
@@ -987,6 +995,7 @@ impl ArchiveService {
         limits: &arca_types::config::SearchConfig,
     ) -> Result<(MergedPage, Vec<ShardId>), ArchiveError> {
         arca_search::check_request(request, limits)?;
+        self.counters.search();
         let started = tokio::time::Instant::now();
         let wait = std::time::Duration::from_millis(limits.timeout_ms.saturating_add(1000));
         self.meta.linearizable().await?;
