@@ -91,12 +91,12 @@ fn human_size(bytes: u64) -> String {
 
 fn print_stores(stores: &[Value]) {
     println!(
-        "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<11}",
-        "ID", "NAME", "STATE", "MESSAGES", "SIZE", "OWNER", "EPOCH", "OWNER SEEN", "OWNER STATE"
+        "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<12}",
+        "ID", "NAME", "STATE", "MESSAGES", "SIZE", "OWNER", "EPOCH", "OWNER SEEN", "OWNER HEALTH"
     );
     for s in stores {
         println!(
-            "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<11}",
+            "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<12}",
             s["id"].as_u64().unwrap_or(0),
             s["name"].as_str().unwrap_or("?"),
             s["requestedState"].as_str().unwrap_or("?"),

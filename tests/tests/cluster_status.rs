@@ -88,6 +88,13 @@ async fn healthy_info(api: &ApiClient) -> Result<Value> {
     }
 }
 
+/// Three nodes on one shared object store (a file directory), so that any node may serve any store.
+async fn three_nodes() -> Result<(Cluster, tempfile::TempDir)> {
+    let objects = tempfile::tempdir()?;
+    let url = format!("file://{}", objects.path().display());
+    Ok((Cluster::start(3, &[("ARCA_STORAGE_URL", url.as_str())]).await?, objects))
+}
+
 /// A node's counter as `info` shows it.
 fn counter(info: &Value, node: u64, name: &str) -> u64 {
     nodes(info)
@@ -99,7 +106,7 @@ fn counter(info: &Value, node: u64, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_node_describes_the_whole_cluster_and_the_cli_tables_agree_with_it() -> Result<()> {
-    let cluster = Cluster::start(3, &[]).await?;
+    let (cluster, _objects) = three_nodes().await?;
     // One store served by each node: the first upload creates one on node 0; a new current store
     // uploaded to through node i is taken over by node i.
     upload(&cluster.api(0), "zero", 5).await?;
@@ -208,7 +215,7 @@ async fn every_node_describes_the_whole_cluster_and_the_cli_tables_agree_with_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_node_is_reported_unreachable_within_seconds() -> Result<()> {
-    let mut cluster = Cluster::start(3, &[]).await?;
+    let (mut cluster, _objects) = three_nodes().await?;
     let leader = cluster.leader().await?;
     let victim = (0..3).rev().find(|i| *i != leader).context("a follower")?;
     let survivor = (0..3).find(|i| *i != victim && *i != leader).context("another follower")?;
