@@ -127,9 +127,9 @@ async fn every_node_describes_the_whole_cluster_and_the_cli_tables_agree_with_it
     let all: BTreeSet<u64> = node_id.iter().copied().collect();
     assert_eq!(all.len(), 3, "{node_id:?}");
 
-    for i in 0..3 {
+    for (i, id) in node_id.iter().enumerate() {
         let info = healthy_info(&cluster.api(i)).await?;
-        assert_eq!(info["nodeId"], node_id[i], "{info}");
+        assert_eq!(info["nodeId"], *id, "{info}");
         let list = nodes(&info);
         assert_eq!(ids(&list), all, "node {i} lists every node: {info:#}");
         let leaders: Vec<&Value> = list.iter().filter(|n| n["role"] == "leader").collect();
