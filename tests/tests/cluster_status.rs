@@ -265,3 +265,36 @@ async fn a_killed_node_is_reported_unreachable_within_seconds() -> Result<()> {
     assert_eq!(listed["reachable"], false, "{listed}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_leader_is_reported_unreachable_by_the_next_leader() -> Result<()> {
+    let (mut cluster, _objects) = three_nodes().await?;
+    let leader = cluster.leader().await?;
+    let survivor = (0..3).find(|i| *i != leader).context("a follower")?;
+    let old_id = cluster.api(leader).ok("GetServerInfo", &[]).await?["nodeId"].as_u64().context("id")?;
+    healthy_info(&cluster.api(survivor)).await?;
+
+    cluster.kill(leader);
+    let killed = Instant::now();
+    let info = loop {
+        // Through an election: the call itself may take a moment while no leader is known.
+        if let Ok(info) = cluster.api(survivor).ok("GetServerInfo", &[]).await {
+            let old = nodes(&info).into_iter().find(|n| n["id"] == old_id).context("still a member")?;
+            if old["reachable"] == false && info["leader"].as_u64().is_some_and(|l| l != old_id) {
+                break info;
+            }
+        }
+        if killed.elapsed() > Duration::from_secs(10) {
+            bail!("no new leader reporting the old one unreachable within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let list = nodes(&info);
+    let leaders: Vec<&Value> = list.iter().filter(|n| n["role"] == "leader").collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader: {info:#}");
+    assert_ne!(leaders[0]["id"], old_id, "{info:#}");
+    let old = list.iter().find(|n| n["id"] == old_id).context("old leader listed")?;
+    assert_eq!(old["role"], "follower", "{old}");
+    assert_eq!(old["healthy"], false, "{old}");
+    Ok(())
+}
