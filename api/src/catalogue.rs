@@ -150,7 +150,7 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("GetMessages", &[so("folder")], "Messages of a folder; compliance settings apply.", Implemented),
     f("GetProfiles", &[b("raw")], "Archiving and export profiles; raw accepts only true.", NotYet),
     f("GetRetentionPolicies", &[], "The retention policies (JSON array).", NotYet),
-    f("GetServerInfo", &[], "Version and machine name: {version, machineName}. Arca: its own version and node name.", Implemented),
+    f("GetServerInfo", &[], "Version and machine name: {version, machineName}. Arca: its own version and node name, and the whole cluster (OPS-07): nodes[] with id, machineName, version, apiAddr, clusterAddr, role (leader, follower, learner), reachable, healthy, health (ok, silent, unreachable), lastHeardMs (since the leader last heard from it), lag, shards and shardIds (the caller's tenant's stores it serves), counters (searches, shardSearches, batchesArchived, messagesArchived); leader, term, mixedVersions, shardsWithoutLiveOwner.", Implemented),
     f("GetServiceConfiguration", &[], "Master-database path, audit-log location, debug-log switches, endpoint configuration. Arca: the node's service configuration.", NotYet),
     f("GetSmtpSettings", &[], "Current SMTP settings.", NotYet),
     f("GetStoreIndexes", &[no("id")], "Full-text indexes, of one store or all.", Implemented),

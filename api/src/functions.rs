@@ -113,7 +113,7 @@ pub async fn run(
         })
     };
     match spec.name {
-        "GetServerInfo" => Ok(json!({ "version": ctx.version, "machineName": ctx.machine_name })),
+        "GetServerInfo" => Ok(crate::server_info::server_info(&ctx, &tenant).await),
         "GetUsers" => {
             ctx.meta.linearizable().await?;
             let users = ctx.meta.with_state(|s| {

@@ -4,7 +4,8 @@
 //! Map: [`routes`] builds the router; [`auth`] is the one gate every call passes ([`throttle`] counts
 //! failed logins, [`cross_site`] refuses requests of other sites' pages); [`args`] parses
 //! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
-//! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS.
+//! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS;
+//! [`server_info`] describes the cluster for `GetServerInfo` with each node's [`counters`].
 
 pub mod archive;
 pub mod args;
@@ -13,6 +14,7 @@ pub mod body;
 pub mod browse;
 pub mod calls;
 pub mod catalogue;
+pub mod counters;
 pub mod cross_site;
 pub mod data;
 pub mod envelope;
@@ -22,6 +24,7 @@ pub mod listener;
 pub mod log_level;
 mod older_shards;
 pub mod routes;
+pub mod server_info;
 pub mod throttle;
 
 use std::sync::Arc;

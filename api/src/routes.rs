@@ -302,6 +302,10 @@ impl arca_raft::AppHandler for Forwarded {
                 let archive = ctx.archive.clone().ok_or("this node has no archive service")?;
                 return Ok(archive.handle_remote(&payload).await);
             }
+            if service == crate::server_info::NODE_INFO_SERVICE {
+                return serde_json::to_vec(&crate::server_info::local_report(&ctx))
+                    .map_err(|e| e.to_string());
+            }
             if service == KEYS_SERVICE {
                 let archive = ctx.archive.as_ref().ok_or("this node has no archive service")?;
                 return Ok(archive.master_key_hex().into_bytes());
@@ -486,6 +490,13 @@ async fn metrics(State(ctx): Ctx) -> Response {
              # HELP arca_object_gets_total Object reads (whole or ranged) by this node.\n# TYPE arca_object_gets_total counter\narca_object_gets_total {}\n",
             c.puts.load(Ordering::Relaxed),
             c.gets.load(Ordering::Relaxed),
+        ));
+        let served = archive.counters.snapshot();
+        text.push_str(&format!(
+            "# HELP arca_searches_total Searches this node answered to clients.\n# TYPE arca_searches_total counter\narca_searches_total {}\n\
+             # HELP arca_shard_searches_total Shard searches run on this node.\n# TYPE arca_shard_searches_total counter\narca_shard_searches_total {}\n\
+             # HELP arca_batches_archived_total Batches archived into shards this node serves.\n# TYPE arca_batches_archived_total counter\narca_batches_archived_total {}\n",
+            served.searches, served.shard_searches, served.batches_archived,
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -5,11 +5,12 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::client::{Client, ClientOptions};
+use crate::status_cmd;
 
 /// Subcommands of `arca cluster`.
 #[derive(Debug, Subcommand)]
 pub enum ClusterCmd {
-    /// Leader, term, members with their roles and replication lag.
+    /// Leader, term, and every node with its role, health, lag, shards and counters.
     Status,
     /// Promote a learner to voter.
     Promote { node_id: u64 },
@@ -20,7 +21,7 @@ pub enum ClusterCmd {
 /// Subcommands of `arca node`.
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
-    /// List the nodes of the cluster.
+    /// List the nodes of the cluster: role, health, shards, counters.
     List,
     /// Move a node's shards elsewhere before maintenance.
     Drain { node_id: u64 },
@@ -28,7 +29,7 @@ pub enum NodeCmd {
     Remove { node_id: u64 },
 }
 
-fn print_status(result: &Value) {
+fn print_status(result: &Value, info: &Value) {
     let leader = result.get("leader").and_then(Value::as_u64);
     println!(
         "leader {}   term {}   last log index {}",
@@ -36,17 +37,7 @@ fn print_status(result: &Value) {
         result.get("term").and_then(Value::as_u64).unwrap_or(0),
         result.get("lastLogIndex").and_then(Value::as_u64).map_or("-".to_string(), |i| i.to_string()),
     );
-    println!("{:<14} {:<8} {:<22} {:<22} {:>6}", "NODE", "ROLE", "CLUSTER", "API", "LAG");
-    for m in result.get("members").and_then(Value::as_array).into_iter().flatten() {
-        println!(
-            "{:<14} {:<8} {:<22} {:<22} {:>6}",
-            m.get("id").and_then(Value::as_u64).unwrap_or(0),
-            m.get("role").and_then(Value::as_str).unwrap_or("?"),
-            m.get("clusterAddr").and_then(Value::as_str).unwrap_or("?"),
-            m.get("apiAddr").and_then(Value::as_str).unwrap_or("?"),
-            m.get("lag").and_then(Value::as_u64).map_or("?".to_string(), |l| l.to_string()),
-        );
-    }
+    status_cmd::print_nodes(info);
 }
 
 async fn membership(opts: &ClientOptions, path: &str, id: u64, verb: &str) -> Result<()> {
@@ -66,11 +57,17 @@ pub async fn run(opts: &ClientOptions, cmd: ClusterCmd) -> Result<()> {
         ClusterCmd::Status => {
             let client = Client::new(opts)?;
             let envelope = client.call("/api/cluster/status", &[]).await?;
-            let result = envelope.get("result").cloned().unwrap_or(Value::Null);
+            let mut result = envelope.get("result").cloned().unwrap_or(Value::Null);
+            let info = status_cmd::server_info(&client).await?;
             if opts.json {
+                // The Raft view (leader, term, members with lag) and the nodes of GetServerInfo.
+                if let Some(fields) = result.as_object_mut() {
+                    fields.insert("nodes".into(), info["nodes"].clone());
+                    fields.insert("mixedVersions".into(), info["mixedVersions"].clone());
+                }
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
-                print_status(&result);
+                print_status(&result, &info);
             }
             Ok(())
         }
@@ -82,7 +79,15 @@ pub async fn run(opts: &ClientOptions, cmd: ClusterCmd) -> Result<()> {
 /// Runs one `arca node` subcommand.
 pub async fn run_node(opts: &ClientOptions, cmd: NodeCmd) -> Result<()> {
     match cmd {
-        NodeCmd::List => run(opts, ClusterCmd::Status).await,
+        NodeCmd::List => {
+            let info = status_cmd::server_info(&Client::new(opts)?).await?;
+            if opts.json {
+                println!("{}", serde_json::to_string_pretty(&info["nodes"])?);
+            } else {
+                status_cmd::print_nodes(&info);
+            }
+            Ok(())
+        }
         NodeCmd::Remove { node_id } => run(opts, ClusterCmd::Remove { node_id }).await,
         NodeCmd::Drain { node_id } => {
             bail!(

@@ -10,4 +10,5 @@ pub mod export_cmd;
 pub mod logging;
 pub mod reimport;
 pub mod serve;
+pub mod status_cmd;
 pub mod store_cmd;

@@ -8,11 +8,13 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::client::{Client, ClientOptions};
+use crate::status_cmd;
 
 /// Subcommands of `arca shard` / `arca store`.
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
-    /// List the archive stores with state, message count, size and serving node.
+    /// List the archive stores with state, message count, size, owner node, epoch and how long ago
+    /// the leader last heard from the owner.
     List,
     /// Check every record of a store (all stores without an id); exits 1 when any is damaged and names
     /// the affected messages.
@@ -89,18 +91,25 @@ fn human_size(bytes: u64) -> String {
 
 fn print_stores(stores: &[Value]) {
     println!(
-        "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14}",
-        "ID", "NAME", "STATE", "MESSAGES", "SIZE", "SERVING NODE"
+        "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<12}",
+        "ID", "NAME", "STATE", "MESSAGES", "SIZE", "OWNER", "EPOCH", "OWNER SEEN", "OWNER HEALTH"
     );
     for s in stores {
         println!(
-            "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14}",
+            "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<12}",
             s["id"].as_u64().unwrap_or(0),
             s["name"].as_str().unwrap_or("?"),
             s["requestedState"].as_str().unwrap_or("?"),
             s["messageCount"].as_u64().unwrap_or(0),
             s["size"].as_u64().map_or("-".to_string(), human_size),
             s["servingNode"].as_u64().map_or("-".to_string(), |n| n.to_string()),
+            s["epoch"].as_u64().map_or("-".to_string(), |n| n.to_string()),
+            if s["servingNode"].is_null() {
+                "-".to_string()
+            } else {
+                status_cmd::ago(s["ownerSeenMs"].as_u64())
+            },
+            s["ownerHealth"].as_str().unwrap_or("-"),
         );
     }
 }
@@ -137,7 +146,11 @@ pub async fn run(opts: &ClientOptions, cmd: StoreCmd) -> Result<bool> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !opts.json;
     match cmd {
         StoreCmd::List => {
-            let stores = invoke_and_wait(&client, "GetStores", &[], interactive).await?;
+            let mut stores = invoke_and_wait(&client, "GetStores", &[], interactive).await?;
+            let info = status_cmd::server_info(&client).await?;
+            if let Some(list) = stores.as_array_mut() {
+                status_cmd::annotate_stores(list, &info);
+            }
             if opts.json {
                 println!("{}", serde_json::to_string_pretty(&stores)?);
             } else {

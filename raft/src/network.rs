@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut};
 use futures::future::BoxFuture;
@@ -356,16 +356,39 @@ fn describe_status(s: &Status) -> String {
     text
 }
 
+/// When each peer last answered a Raft message of this node (heartbeats and log batches of a leader,
+/// votes of a candidate): on the leader, how long ago it last heard from each member.
+#[derive(Debug, Clone, Default)]
+pub struct LastHeard(Arc<Mutex<HashMap<NodeId, Instant>>>);
+
+impl LastHeard {
+    /// Notes that `node` answered just now.
+    fn heard(&self, node: NodeId) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(node, Instant::now());
+    }
+
+    /// How long ago `node` last answered; `None` when it never did since this node started.
+    pub fn since(&self, node: NodeId) -> Option<Duration> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&node).map(Instant::elapsed)
+    }
+}
+
 /// openraft's network factory over [`PeerClients`].
 #[derive(Debug, Clone)]
 pub struct Network {
     clients: PeerClients,
+    heard: LastHeard,
 }
 
 impl Network {
     /// A factory sharing `clients` with the rest of the node.
     pub fn new(clients: PeerClients) -> Self {
-        Network { clients }
+        Network { clients, heard: LastHeard::default() }
+    }
+
+    /// The record of when each peer last answered, shared with the connections this factory makes.
+    pub fn last_heard(&self) -> LastHeard {
+        self.heard.clone()
     }
 }
 
@@ -374,13 +397,20 @@ pub struct PeerConnection {
     clients: PeerClients,
     target: NodeId,
     node: NodeInfo,
+    heard: LastHeard,
     _p: PhantomData<()>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerConnection {
-        PeerConnection { clients: self.clients.clone(), target, node: node.clone(), _p: PhantomData }
+        PeerConnection {
+            clients: self.clients.clone(),
+            target,
+            node: node.clone(),
+            heard: self.heard.clone(),
+            _p: PhantomData,
+        }
     }
 }
 
@@ -401,6 +431,7 @@ impl PeerConnection {
                     _ => RPCError::Unreachable(Unreachable::new(&e)),
                 },
             )?;
+        self.heard.heard(self.target);
         answer
             .map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
     }

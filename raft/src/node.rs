@@ -17,7 +17,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::error::RaftNodeError;
 use crate::log_store::LogStore;
-use crate::network::{ClusterHandler, ClusterRequest, ClusterService, NetError, Network, PeerClients};
+use crate::network::{
+    ClusterHandler, ClusterRequest, ClusterService, LastHeard, NetError, Network, PeerClients,
+};
 use crate::sm_store::StateMachineStore;
 use crate::state::MetaState;
 use crate::tls::cluster_identity;
@@ -68,6 +70,10 @@ pub struct MemberStatus {
     pub api_addr: String,
     /// Log entries the member is behind the leader; `None` when unknown.
     pub lag: Option<u64>,
+    /// Milliseconds since the leader last heard from the member (0 for the leader itself); `None` when
+    /// this leader has not heard from it since it started.
+    #[serde(default)]
+    pub last_heard_ms: Option<u64>,
 }
 
 /// The cluster as the leader sees it.
@@ -112,6 +118,8 @@ struct Inner {
     raft: Raft,
     sm: StateMachineStore,
     clients: PeerClients,
+    /// When each peer last answered this node's Raft messages.
+    heard: LastHeard,
     info: NodeInfo,
     max_voters: usize,
     shutdown: watch::Sender<bool>,
@@ -190,7 +198,9 @@ impl MetaNode {
         }
         .validate()
         .map_err(|e| RaftNodeError::Fatal(e.to_string()))?;
-        let raft = Raft::new(id, Arc::new(config), Network::new(clients.clone()), log, sm.clone())
+        let network = Network::new(clients.clone());
+        let heard = network.last_heard();
+        let raft = Raft::new(id, Arc::new(config), network, log, sm.clone())
             .await
             .map_err(|e| RaftNodeError::Fatal(e.to_string()))?;
         let (shutdown, mut shutdown_rx) = watch::channel(false);
@@ -200,6 +210,7 @@ impl MetaNode {
                 raft: raft.clone(),
                 sm,
                 clients,
+                heard,
                 info: opts.info.clone(),
                 max_voters: opts.max_voters.max(1),
                 shutdown,
@@ -349,6 +360,11 @@ impl MetaNode {
     /// The cluster as its leader sees it.
     pub async fn status(&self) -> Result<ClusterStatus, RaftNodeError> {
         self.leader_call(|| ClusterRequest::Status, LEADER_CALL_DEADLINE).await
+    }
+
+    /// [`MetaNode::status`] giving up after `deadline` (e.g. while no leader is elected).
+    pub async fn status_within(&self, deadline: Duration) -> Result<ClusterStatus, RaftNodeError> {
+        self.leader_call(|| ClusterRequest::Status, deadline).await
     }
 
     /// This node's applied index and state hash.
@@ -604,6 +620,11 @@ impl MetaNode {
                         (Some(l), Some(mi)) => Some(l.saturating_sub(mi)),
                         (Some(l), None) => Some(l),
                         _ => None,
+                    },
+                    last_heard_ms: if *id == self.inner.id {
+                        Some(0)
+                    } else {
+                        self.inner.heard.since(*id).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                     },
                 }
             })

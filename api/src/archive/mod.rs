@@ -145,6 +145,8 @@ pub struct ArchiveService {
     failed_takeovers: std::sync::Mutex<HashMap<ShardId, placement::FailedTakeover>>,
     /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
     pub(crate) older: crate::older_shards::OlderShards,
+    /// Searches and batches served by this node (`GetServerInfo`).
+    pub counters: crate::counters::Counters,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -169,6 +171,7 @@ impl ArchiveService {
             older: crate::older_shards::OlderShards::new(
                 arca_types::config::StorageConfig::default().identity_cache_entries,
             ),
+            counters: Default::default(),
         }
     }
 

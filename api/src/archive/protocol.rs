@@ -203,6 +203,7 @@ impl ArchiveService {
                 ShardReply::Archived(self.archive_served(served, &tenant, shard, archive, messages).await?)
             }
             ShardOp::Search { query } => {
+                self.counters.shard_search();
                 ShardReply::Page(Box::new(super::read::search_served(&served, shard, *query).await?))
             }
             ShardOp::Fetch { number, readable } => {

@@ -27,6 +27,7 @@ impl ArchiveService {
         limits: &arca_types::config::SearchConfig,
     ) -> Result<(MergedPage, Vec<ShardId>), ArchiveError> {
         arca_search::check_request(request, limits)?;
+        self.counters.search();
         let started = tokio::time::Instant::now();
         let wait = std::time::Duration::from_millis(limits.timeout_ms.saturating_add(1000));
         self.meta.linearizable().await?;
@@ -114,7 +115,10 @@ impl ArchiveService {
         deadline: tokio::time::Instant,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
         match self.place(tenant, id).await? {
-            Placement::Here(served) => search_served(&served, id, query).await,
+            Placement::Here(served) => {
+                self.counters.shard_search();
+                search_served(&served, id, query).await
+            }
             Placement::There(node) => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let op = ShardOp::Search { query: Box::new(query) };

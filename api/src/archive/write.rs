@@ -312,6 +312,7 @@ impl ArchiveService {
                 return Err(ArchiveError::NotCurrent { shard: id });
             }
         }
+        self.counters.batch_archived(messages.len());
         let direction = |sent: bool| if sent { Direction::Sent } else { Direction::Received };
         let elsewhere = {
             let wanted: Vec<crate::older_shards::Wanted<'_>> =
