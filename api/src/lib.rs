@@ -5,6 +5,8 @@
 //! failed logins, [`cross_site`] refuses requests of other sites' pages); [`args`] parses
 //! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
 //! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS.
+//! Tenants (CLU-04): [`login_name`] picks a request's tenant from its login name, [`tenants`] holds the
+//! cluster operator's tenant functions, and `tenant_scope` keeps store ids within the caller's tenant.
 
 pub mod archive;
 pub mod args;
@@ -20,8 +22,11 @@ pub mod functions;
 pub mod index_check;
 pub mod listener;
 pub mod log_level;
+pub mod login_name;
 mod older_shards;
 pub mod routes;
+mod tenant_scope;
+pub mod tenants;
 pub mod throttle;
 
 use std::sync::Arc;

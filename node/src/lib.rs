@@ -11,3 +11,4 @@ pub mod logging;
 pub mod reimport;
 pub mod serve;
 pub mod store_cmd;
+pub mod tenant_cmd;
