@@ -15,7 +15,8 @@ use arca_types::values::TenantState;
 use arca_types::{Command, MetaError};
 
 /// The names of the tenant functions, as the catalogue lists them.
-pub const FUNCTIONS: [&str; 5] = ["CreateTenant", "DeleteTenant", "GetTenant", "GetTenants", "SetTenantState"];
+pub const FUNCTIONS: [&str; 5] =
+    ["CreateTenant", "DeleteTenant", "GetTenant", "GetTenants", "SetTenantState"];
 
 /// The administrator a new tenant gets when `adminName` is not given.
 pub const DEFAULT_TENANT_ADMIN: &str = "admin";
@@ -78,30 +79,31 @@ pub async fn run(
         "GetTenant" => {
             ctx.meta.linearizable().await?;
             let wanted = args.str("name")?;
-            ctx.meta.with_state(|s| {
-                let t = s.tenant(wanted)?;
-                let mut shown = summary(t);
-                let mut admins: Vec<&str> =
-                    t.users.values().filter(|u| u.is_admin()).map(|u| u.name.as_str()).collect();
-                admins.sort_by_key(|n| n.to_lowercase());
-                shown["administrators"] = json!(admins);
-                shown["stores"] = Value::Array(
-                    t.shards
-                        .values()
-                        .map(|sh| {
-                            json!({
-                                "id": sh.id,
-                                "name": sh.name,
-                                "requestedState": sh.state.as_str(),
-                                "messageCount": sh.message_count,
-                                "size": sh.byte_count,
+            ctx.meta
+                .with_state(|s| {
+                    let t = s.tenant(wanted)?;
+                    let mut shown = summary(t);
+                    let mut admins: Vec<&str> =
+                        t.users.values().filter(|u| u.is_admin()).map(|u| u.name.as_str()).collect();
+                    admins.sort_by_key(|n| n.to_lowercase());
+                    shown["administrators"] = json!(admins);
+                    shown["stores"] = Value::Array(
+                        t.shards
+                            .values()
+                            .map(|sh| {
+                                json!({
+                                    "id": sh.id,
+                                    "name": sh.name,
+                                    "requestedState": sh.state.as_str(),
+                                    "messageCount": sh.message_count,
+                                    "size": sh.byte_count,
+                                })
                             })
-                        })
-                        .collect(),
-                );
-                Ok::<_, MetaError>(shown)
-            })
-            .map_err(ApiError::from)
+                            .collect(),
+                    );
+                    Ok::<_, MetaError>(shown)
+                })
+                .map_err(ApiError::from)
         }
         "SetTenantState" => {
             let tenant = args.str("name")?.to_string();
@@ -142,8 +144,7 @@ fn generated_password(user: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-";
     let mut rng = rand::thread_rng();
     loop {
-        let candidate: String =
-            (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+        let candidate: String = (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
         if check_password_policy(user, &candidate).is_ok() {
             return candidate;
         }

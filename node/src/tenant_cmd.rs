@@ -50,10 +50,14 @@ pub enum TenantCmd {
 }
 
 fn print_tenants(tenants: &[Value]) {
-    println!("{:<24} {:<9} {:>6} {:>9} {:>7} {:>10}", "NAME", "STATE", "USERS", "ARCHIVES", "STORES", "MESSAGES");
+    println!(
+        "{:<24} {:<9} {:>6} {:>9} {:>7} {:>10}",
+        "NAME", "STATE", "USERS", "ARCHIVES", "STORES", "MESSAGES"
+    );
     for t in tenants {
         let name = t["name"].as_str().unwrap_or("?");
-        let marked = if t["operatorTenant"] == true { format!("{name} (operator)") } else { name.to_string() };
+        let marked =
+            if t["operatorTenant"] == true { format!("{name} (operator)") } else { name.to_string() };
         println!(
             "{:<24} {:<9} {:>6} {:>9} {:>7} {:>10}",
             marked,

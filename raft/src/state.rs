@@ -1163,7 +1163,11 @@ mod tests {
         assert_eq!(field(&err(&mut s, create("acme", "a/b"))), "adminName");
         assert_eq!(field(&err(&mut s, create("Acme", "admin"))), "name");
         assert!(is_exists(&err(&mut s, create("default", "admin"))));
-        assert_eq!((s.tenants.clone(), s.next_id), (before.tenants.clone(), before.next_id), "nothing changed");
+        assert_eq!(
+            (s.tenants.clone(), s.next_id),
+            (before.tenants.clone(), before.next_id),
+            "nothing changed"
+        );
         ok(&mut s, create("acme", "boss"));
         let boss = s.user("acme", "boss").expect("admin").clone();
         assert!(boss.is_admin());
@@ -1174,14 +1178,21 @@ mod tests {
     #[test]
     fn tenants_are_disabled_and_deleted_but_never_the_operator_tenant() {
         let mut s = state();
-        let disable = |name: &str| Command::SetTenantState { name: name.into(), state: TenantState::Disabled };
+        let disable =
+            |name: &str| Command::SetTenantState { name: name.into(), state: TenantState::Disabled };
         assert!(matches!(err(&mut s, disable(T)), MetaError::Refused(_)));
-        assert!(matches!(err(&mut s, Command::DeleteTenant { name: T.into(), force: true }), MetaError::Refused(_)));
-        ok(&mut s, Command::CreateTenantWithAdmin {
-            name: "acme".into(),
-            admin_name: "admin".into(),
-            password_hash: "$argon2id$x".into(),
-        });
+        assert!(matches!(
+            err(&mut s, Command::DeleteTenant { name: T.into(), force: true }),
+            MetaError::Refused(_)
+        ));
+        ok(
+            &mut s,
+            Command::CreateTenantWithAdmin {
+                name: "acme".into(),
+                admin_name: "admin".into(),
+                password_hash: "$argon2id$x".into(),
+            },
+        );
         ok(&mut s, disable("ACME"));
         assert_eq!(s.tenant("acme").expect("acme").state, TenantState::Disabled);
         let refused = err(&mut s, Command::DeleteTenant { name: "acme".into(), force: false });
@@ -1193,11 +1204,14 @@ mod tests {
         ok(&mut s, store);
         let refused = err(&mut s, Command::DeleteTenant { name: "acme".into(), force: true });
         assert!(refused.to_string().contains("not available yet"), "{refused}");
-        ok(&mut s, Command::CreateTenantWithAdmin {
-            name: "beta".into(),
-            admin_name: "admin".into(),
-            password_hash: "$argon2id$x".into(),
-        });
+        ok(
+            &mut s,
+            Command::CreateTenantWithAdmin {
+                name: "beta".into(),
+                admin_name: "admin".into(),
+                password_hash: "$argon2id$x".into(),
+            },
+        );
         ok(&mut s, Command::DeleteTenant { name: "beta".into(), force: true });
         assert!(is_not_found(&s.tenant("beta").expect_err("deleted")));
     }

@@ -9,11 +9,11 @@ use arca_tests::Cluster;
 use arca_tests::api::ApiClient;
 use serde_json::{Value, json};
 
-const ACME_ADMIN_PW: &str = "Acme-Admin-2024!";
-const BETA_ADMIN_PW: &str = "Beta-Admin-2024!";
+const ACME_ADMIN_PW: &str = "Acme-Root-2024!x";
+const BETA_ADMIN_PW: &str = "Beta-Root-2024!y";
 const ACME_ALICE_PW: &str = "Sommer2024!acme";
 const BETA_ALICE_PW: &str = "Herbst2024!beta";
-const CAROL_PW: &str = "Winter2024!carol";
+const CAROL_PW: &str = "Winter2024!zzq";
 
 /// A data API client that reports every status.
 struct Data {
@@ -163,20 +163,34 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
     let acme_admin = cluster.api(0).with_login("acme/admin", ACME_ADMIN_PW);
     let beta_admin = cluster.api(1).with_login("beta/admin", BETA_ADMIN_PW);
     acme_admin
-        .ok("CreateUser", &[("userName", "alice"), ("privileges", "login,archive"), ("password", ACME_ALICE_PW)])
-        .await?;
-    beta_admin
-        .ok("CreateUser", &[("userName", "alice"), ("privileges", "login,archive"), ("password", BETA_ALICE_PW)])
+        .ok(
+            "CreateUser",
+            &[("userName", "alice"), ("privileges", "login,archive"), ("password", ACME_ALICE_PW)],
+        )
         .await?;
     beta_admin
         .ok(
             "CreateUser",
-            &[("userName", "carol"), ("privileges", "login"), ("password", CAROL_PW), ("fullName", "hxbeta carol")],
+            &[("userName", "alice"), ("privileges", "login,archive"), ("password", BETA_ALICE_PW)],
+        )
+        .await?;
+    beta_admin
+        .ok(
+            "CreateUser",
+            &[
+                ("userName", "carol"),
+                ("privileges", "login"),
+                ("password", CAROL_PW),
+                ("fullName", "hxbeta carol"),
+            ],
         )
         .await?;
     for (admin, pw) in [(&acme_admin, ACME_ADMIN_PW), (&beta_admin, BETA_ADMIN_PW)] {
         admin
-            .ok("SetComplianceConfiguration", &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", pw)])
+            .ok(
+                "SetComplianceConfiguration",
+                &[("config", r#"{"adminEmailPreviewEnabled": true}"#), ("password", pw)],
+            )
             .await?;
     }
 
@@ -222,7 +236,8 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
     assert!(!r.text().contains("hxbeta"), "export search: {}", r.text());
 
     // Login: each alice's password is her tenant's only; a bare `alice` is tenant default's (none).
-    for (user, pw) in [("acme/alice", BETA_ALICE_PW), ("beta/alice", ACME_ALICE_PW), ("alice", ACME_ALICE_PW)] {
+    for (user, pw) in [("acme/alice", BETA_ALICE_PW), ("beta/alice", ACME_ALICE_PW), ("alice", ACME_ALICE_PW)]
+    {
         let r = Data::new(&cluster, 0, user, pw).get("/api/data/archives").await?;
         assert_eq!(r.status, 401, "{user} with the other tenant's password: {}", r.text());
     }
@@ -251,8 +266,13 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
     let archives = acme_alice.get("/api/data/archives").await?;
     assert_eq!(archives.status, 200, "{}", archives.text());
     let folders = acme_alice.get("/api/data/archives/alice/folders").await?;
-    assert!(folders.text().contains("acme-only") && !folders.text().contains("beta-only"), "{}", folders.text());
-    let listed = acme_alice.get("/api/data/archives/alice/messages?folder=Inbox&subfolders=true&limit=1000").await?;
+    assert!(
+        folders.text().contains("acme-only") && !folders.text().contains("beta-only"),
+        "{}",
+        folders.text()
+    );
+    let listed =
+        acme_alice.get("/api/data/archives/alice/messages?folder=Inbox&subfolders=true&limit=1000").await?;
     assert!(!listed.text().contains("hxbeta"), "{}", listed.text());
     for id in &beta_ids {
         assert!(!listed.text().contains(id.as_str()), "{id} listed for acme: {}", listed.text());
@@ -260,14 +280,16 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
 
     // Administration API: users are the tenant's own.
     let users = acme_admin.ok("GetUsers", &[]).await?;
-    let names: Vec<&str> = users.as_array().context("users")?.iter().filter_map(|u| u["userName"].as_str()).collect();
+    let names: Vec<&str> =
+        users.as_array().context("users")?.iter().filter_map(|u| u["userName"].as_str()).collect();
     assert_eq!(names, ["admin", "alice"], "acme's users");
     let info = acme_admin.invoke("GetUserInfo", &[("userName", "carol")]).await?;
     assert!(info["error"].to_string().contains("does not exist"), "{info}");
     let deleted = acme_admin.invoke("DeleteUser", &[("userName", "carol")]).await?;
     assert!(!deleted["error"].is_null(), "acme cannot delete beta's carol: {deleted}");
     let stats = acme_admin.ok("GetFolderStatistics", &[]).await?;
-    let count: u64 = stats.as_array().context("stats")?.iter().map(|r| r["count"].as_u64().unwrap_or(0)).sum();
+    let count: u64 =
+        stats.as_array().context("stats")?.iter().map(|r| r["count"].as_u64().unwrap_or(0)).sum();
     assert_eq!(count, 2, "acme's statistics count its own: {stats}");
     let messages = acme_admin.ok("GetMessages", &[("folder", "alice")]).await?;
     assert_eq!(messages.as_array().map(Vec::len), Some(2), "{messages}");
@@ -290,14 +312,18 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
     let catalogue = acme_admin.envelope("/api/get-metadata", &[]).await?;
     let functions = catalogue["result"].as_array().context("functions")?.clone();
     assert!(functions.len() >= 77, "{}", functions.len());
-    let markers = ["hxbeta", "beta-only", &format!("\"{}:", beta_store[0].0)];
+    // (The arguments' own values may be echoed in refusals: the markers are what no argument holds.)
+    let markers = ["hxbeta", &format!("\"{}:", beta_store[0].0)];
     for f in &functions {
         let name = f["name"].as_str().context("name")?;
         let args: Vec<(String, String)> = f["args"]
             .as_array()
             .context("args")?
             .iter()
-            .filter(|a| a["nullable"] == false || ["folder", "id", "userName"].contains(&a["name"].as_str().unwrap_or("")))
+            .filter(|a| {
+                a["nullable"] == false
+                    || ["folder", "id", "userName"].contains(&a["name"].as_str().unwrap_or(""))
+            })
             .map(|a| {
                 let arg = a["name"].as_str().unwrap_or("").to_string();
                 let value = match (arg.as_str(), a["type"].as_str().unwrap_or("")) {
@@ -341,13 +367,21 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
         ("DeleteTenant", vec![("name", "beta"), ("force", "true")]),
     ] {
         let env = acme_admin.invoke(function, &args).await?;
-        assert!(env["error"].to_string().contains("not a cluster operator"), "{function} as acme/admin: {env}");
+        assert!(
+            env["error"].to_string().contains("not a cluster operator"),
+            "{function} as acme/admin: {env}"
+        );
     }
     let status = acme_admin.post_raw("/api/cluster/status", &[], &[]).await?;
     assert!(status.body.contains("not a cluster operator"), "cluster status as acme/admin: {}", status.body);
     let tenants = operator.ok("GetTenants", &[]).await?;
     let count_of = |name: &str| {
-        tenants.as_array().into_iter().flatten().find(|t| t["name"] == name).map(|t| t["messageCount"].clone())
+        tenants
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["name"] == name)
+            .map(|t| t["messageCount"].clone())
     };
     assert_eq!((count_of("acme"), count_of("beta")), (Some(json!(2)), Some(json!(3))), "{tenants}");
 
@@ -390,7 +424,10 @@ async fn operators_manage_tenants_with_the_cli_in_json() -> Result<()> {
     let password = created["adminPassword"].as_str().context("generated password")?.to_string();
     let gamma = cluster.api(0).with_login("gamma/admin", &password);
     assert_eq!(gamma.ok("GetUsers", &[]).await?[0]["userName"], "admin");
-    let (ok, out, err) = cli(&cluster, &["tenant", "create", "delta", "--admin", "boss", "--admin-password", "Delta-Boss-2024!", "--json"]);
+    let (ok, out, err) = cli(
+        &cluster,
+        &["tenant", "create", "delta", "--admin", "boss", "--admin-password", "Delta-Chef-2024!", "--json"],
+    );
     assert!(ok, "create delta: {out} {err}");
     assert!(serde_json::from_str::<Value>(&out)?["adminPassword"].is_null(), "{out}");
     let (ok, _, err) = cli(&cluster, &["tenant", "create", "Bad/Name", "--json"]);
@@ -402,12 +439,17 @@ async fn operators_manage_tenants_with_the_cli_in_json() -> Result<()> {
     let (ok, out, err) = cli(&cluster, &["tenant", "list", "--json"]);
     assert!(ok, "list: {err}");
     let list: Value = serde_json::from_str(&out)?;
-    let names: Vec<&str> = list.as_array().context("list")?.iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> =
+        list.as_array().context("list")?.iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, ["default", "delta", "gamma"], "{out}");
     let (ok, out, err) = cli(&cluster, &["tenant", "show", "delta", "--json"]);
     assert!(ok, "show: {err}");
     let shown: Value = serde_json::from_str(&out)?;
-    assert_eq!((shown["state"].clone(), shown["administrators"].clone()), (json!("enabled"), json!(["boss"])), "{out}");
+    assert_eq!(
+        (shown["state"].clone(), shown["administrators"].clone()),
+        (json!("enabled"), json!(["boss"])),
+        "{out}"
+    );
     let (ok, out, _) = cli(&cluster, &["tenant", "list"]);
     assert!(ok && out.contains("gamma") && out.contains("default (operator)"), "table: {out}");
 
@@ -430,9 +472,12 @@ async fn operators_manage_tenants_with_the_cli_in_json() -> Result<()> {
     assert!(ok, "delete --force: {err}");
     assert_eq!(serde_json::from_str::<Value>(&out)?, json!({"name": "delta", "deleted": true}));
     gamma
-        .ok("CreateUser", &[("userName", "ann"), ("privileges", "login,archive"), ("password", "Sommer2024!ann")])
+        .ok(
+            "CreateUser",
+            &[("userName", "ann"), ("privileges", "login,archive"), ("password", "Sommer2024!xyq")],
+        )
         .await?;
-    Data::new(&cluster, 0, "gamma/ann", "Sommer2024!ann").upload("ann", "Inbox", &message("hxgamma")).await?;
+    Data::new(&cluster, 0, "gamma/ann", "Sommer2024!xyq").upload("ann", "Inbox", &message("hxgamma")).await?;
     let (ok, _, err) = cli(&cluster, &["tenant", "delete", "gamma", "--force", "--json"]);
     assert!(!ok && err.contains("not available yet"), "a tenant with stores: {err}");
     let (ok, _, err) = cli(&cluster, &["tenant", "delete", "default", "--force", "--json"]);

@@ -33,7 +33,10 @@ pub fn validate_tenant_name(field: &str, name: &str) -> Result<(), MetaError> {
     if name.len() > MAX_TENANT_NAME_CHARS {
         return Err(MetaError::invalid(
             field,
-            format!("is {} characters long; at most {MAX_TENANT_NAME_CHARS} are allowed", name.chars().count()),
+            format!(
+                "is {} characters long; at most {MAX_TENANT_NAME_CHARS} are allowed",
+                name.chars().count()
+            ),
         ));
     }
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
