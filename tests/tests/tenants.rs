@@ -244,6 +244,9 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
     let r = Data::new(&cluster, 0, "nosuchtenant/alice", ACME_ALICE_PW).get("/api/data/archives").await?;
     assert_eq!(r.status, 401, "an unknown tenant is an unknown user: {}", r.text());
 
+    // Beta's store is served somewhere under an epoch; acme naming it must not move or reopen it.
+    let epoch_before = beta_admin.ok("GetStores", &[]).await?[0]["epoch"].clone();
+
     // Message routes: beta's ids are 404 for acme, exactly like ids that do not exist.
     let missing = format!("{}:999999", beta_store[0].0);
     for id in beta_ids.iter().chain([&missing]) {
@@ -356,6 +359,10 @@ async fn two_tenants_with_the_same_names_see_nothing_of_each_other_on_any_route(
     let beta_stores = beta_admin.ok("GetStores", &[]).await?;
     assert_eq!(beta_stores[0]["requestedState"], "current", "{beta_stores}");
     assert_ne!(beta_stores[0]["name"], "stolen", "{beta_stores}");
+    assert_eq!(
+        beta_stores[0]["epoch"], epoch_before,
+        "no request of acme's reopened beta's store: {beta_stores}"
+    );
     let beta_folders = beta_alice.get("/api/data/archives/alice/folders").await?;
     assert!(beta_folders.text().contains("beta-only"), "{}", beta_folders.text());
 
