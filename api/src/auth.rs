@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use arca_raft::MetaNode;
 use arca_types::config::ApiConfig;
 use arca_types::records::{DEFAULT_TENANT, User};
-use arca_types::values::{Authentication, FolderPrivilege, Privilege};
+use arca_types::values::{Authentication, FolderPrivilege, Privilege, TenantState};
 
 use crate::throttle::{Throttle, ThrottleSettings};
 
@@ -24,13 +24,40 @@ pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "admin");
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 /// Entries of the verified-password cache before expired ones are dropped.
 const VERIFIED_MAX: usize = 10_000;
+/// Hashes of `admin` users remembered by the default-password rule (one per tenant is typical).
+const DEFAULT_CHECKS_MAX: usize = 10_000;
+
+/// Refuses a caller who is not a cluster operator, naming who is.
+pub fn operator_only(caller: &Caller) -> Result<(), Denied> {
+    if caller.is_operator() {
+        return Ok(());
+    }
+    Err(Denied::Forbidden(format!(
+        "user '{}' of tenant '{}' is not a cluster operator: managing tenants and the cluster needs an administrator of tenant '{DEFAULT_TENANT}'",
+        caller.user.name, caller.tenant
+    )))
+}
 
 /// A caller whose credentials were checked.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The caller's tenant, as the catalogue spells it: every request acts within it only (CLU-04).
     pub tenant: String,
     pub user: User,
     pub addr: SocketAddr,
+}
+
+impl Caller {
+    /// `tenant/user`: who owns this caller's long-running calls (tokens of one tenant's user are not
+    /// another tenant's user's of the same name).
+    pub fn owner(&self) -> String {
+        format!("{}/{}", self.tenant, self.user.name)
+    }
+
+    /// True for a cluster operator: an administrator of the operator tenant `default` (CLU-04).
+    pub fn is_operator(&self) -> bool {
+        self.tenant == DEFAULT_TENANT && self.user.is_admin()
+    }
 }
 
 /// Why a request was not let through.
@@ -48,6 +75,11 @@ pub enum Denied {
     /// Authenticated, but not allowed: an error envelope.
     #[error("{0}")]
     Forbidden(String),
+    /// The caller's tenant is disabled: HTTP 403 on every route (CLU-04).
+    #[error(
+        "tenant '{tenant}' is disabled: its users cannot log in or use any route until a cluster operator enables it (arca tenant enable {tenant})"
+    )]
+    TenantDisabled { tenant: String },
     /// The metadata cluster could not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -64,9 +96,10 @@ pub struct Gate {
     checks: tokio::sync::Semaphore,
     max_checks: usize,
     check_wait: Duration,
-    /// `admin`'s stored hash and whether it is the hash of the default password, so that the
-    /// default-password rule costs one verification per password change, not one per call.
-    default_check: Mutex<Option<(String, bool)>>,
+    /// Stored hashes of `admin` users (one per tenant) and whether each is the hash of the default
+    /// password, so that the default-password rule costs one verification per password change, not
+    /// one per call.
+    default_check: Mutex<HashMap<String, bool>>,
     /// A hash unknown users are verified against, so that they cost what a wrong password costs
     /// (made once, with the parameters of stored hashes).
     dummy: Option<String>,
@@ -226,25 +259,40 @@ impl Gate {
         headers: &HeaderMap,
         addr: SocketAddr,
     ) -> Result<Caller, Denied> {
-        let Some((name, password)) = basic_credentials(headers) else {
+        let Some((login, password)) = basic_credentials(headers) else {
             return Err(Denied::Unauthenticated("HTTP Basic credentials are required".into()));
         };
+        let header = match headers.get(crate::login_name::TENANT_HEADER).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(text)) => Some(text),
+            Some(Err(_)) => {
+                return Err(Denied::Unauthenticated("the X-Arca-Tenant header is not a tenant name".into()));
+            }
+        };
+        let parsed =
+            crate::login_name::parse(&login, header).map_err(|e| Denied::Unauthenticated(e.to_string()))?;
+        // Throttling counts `tenant/user`, however the tenant was given.
+        let name = format!("{}/{}", parsed.tenant, parsed.user);
         let ip = addr.ip();
         if let Err(b) = self.throttle.check(&name, ip, Instant::now()) {
             tracing::debug!(user = %loggable_name(&name), address = %ip, limit = b.limit, "login refused by backoff");
             return Err(Denied::Throttled { limit: b.limit, retry_after: b.retry_after });
         }
         meta.linearizable().await.map_err(|e| Denied::Unavailable(e.to_string()))?;
-        let tenant = DEFAULT_TENANT.to_string();
-        let user = meta.with_state(|s| s.user(&tenant, &name).ok().cloned());
+        // An unknown tenant is an unknown user: the same work and the same answer (nothing leaks).
+        let (tenant, state, user) = meta.with_state(|s| match s.tenant(&parsed.tenant) {
+            Ok(t) => (t.name.clone(), t.state, s.user(&t.name, parsed.user).ok().cloned()),
+            Err(_) => (parsed.tenant.clone(), TenantState::Enabled, None),
+        });
         let phc = user
             .as_ref()
             .filter(|u| u.authentication == Authentication::Integrated)
             .and_then(|u| u.password_hash.clone());
         let (ok, reason) = match (&user, phc) {
-            (Some(u), Some(phc)) => {
-                (self.password_matches(&u.name, &password, &phc).await?, "wrong password")
-            }
+            (Some(u), Some(phc)) => (
+                self.password_matches(&format!("{tenant}/{}", u.name), &password, &phc).await?,
+                "wrong password",
+            ),
             (found, _) => {
                 // Equal work for unknown users and users without a password login.
                 if let Some(dummy) = self.dummy.as_deref() {
@@ -262,6 +310,10 @@ impl Gate {
             }
         };
         self.throttle.success(&name, ip, Instant::now());
+        if state == TenantState::Disabled {
+            tracing::info!(user = %loggable_name(&name), address = %ip, "login refused: the tenant is disabled");
+            return Err(Denied::TenantDisabled { tenant });
+        }
         if let Some(refusal) = remote_refusal(ip, || self.default_admin_password_in_use(meta, &tenant)) {
             return Err(refusal);
         }
@@ -285,6 +337,20 @@ impl Gate {
         Ok(caller)
     }
 
+    /// Authenticates a cluster operator: an administrator of the operator tenant `default` (CLU-04).
+    /// Tenant management and cluster membership need one; administrators of other tenants manage
+    /// their own tenant only.
+    pub async fn operator(
+        &self,
+        meta: &MetaNode,
+        headers: &HeaderMap,
+        addr: SocketAddr,
+    ) -> Result<Caller, Denied> {
+        let caller = self.admin(meta, headers, addr).await?;
+        operator_only(&caller)?;
+        Ok(caller)
+    }
+
     /// True while the user `admin` can still log in with the password `admin`. Verifies once per
     /// stored hash: the answer is remembered until `admin`'s hash changes.
     pub fn default_admin_password_in_use(&self, meta: &MetaNode, tenant: &str) -> bool {
@@ -293,18 +359,18 @@ impl Gate {
         hash.is_some_and(|phc| self.is_default_hash(phc))
     }
 
-    /// True when `phc` is a hash of the default password; remembered for the last hash asked about.
+    /// True when `phc` is a hash of the default password; remembered per hash (at most
+    /// [`DEFAULT_CHECKS_MAX`], then forgotten all at once).
     fn is_default_hash(&self, phc: String) -> bool {
-        {
-            let known = self.default_check.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((stored, is_default)) = known.as_ref()
-                && *stored == phc
-            {
-                return *is_default;
-            }
+        if let Some(known) = self.default_check.lock().unwrap_or_else(|p| p.into_inner()).get(&phc) {
+            return *known;
         }
         let is_default = verify(DEFAULT_ADMIN.1, &phc);
-        *self.default_check.lock().unwrap_or_else(|p| p.into_inner()) = Some((phc, is_default));
+        let mut known = self.default_check.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= DEFAULT_CHECKS_MAX {
+            known.clear();
+        }
+        known.insert(phc, is_default);
         is_default
     }
 
@@ -324,7 +390,7 @@ impl Gate {
             .map_err(|e| Denied::Unavailable(format!("password verification failed: {e}")))?;
         if !ok {
             let ip = caller.addr.ip();
-            self.throttle.failure(&caller.user.name, ip, Instant::now());
+            self.throttle.failure(&caller.owner(), ip, Instant::now());
             tracing::warn!(user = %loggable_name(&caller.user.name), address = %ip, reason = "wrong confirmation password", "failed login");
             return Err(wrong());
         }

@@ -203,6 +203,17 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("VerifyStores", &[bo("includeIndexes")], "Verify all stores. Long-running.", Implemented),
 ];
 
+/// Arca extensions, always listed after the reference's functions: tenant management (CLU-04), for
+/// cluster operators only (administrators of the operator tenant `default`).
+#[rustfmt::skip]
+static ARCA_FUNCTIONS: &[FunctionSpec] = &[
+    f("CreateTenant", &[s("name"), so("adminName"), so("adminPassword")], "Arca extension (CLU-04, cluster operators only): create a tenant (name: a-z, 0-9 and '-', at most 63 characters) with its first administrator adminName (default admin) and adminPassword (password policy applies; omitted: generated and answered once as adminPassword). Its users log in as <tenant>/<user>. Result {name, state, adminName, login, adminPassword}.", Implemented),
+    f("DeleteTenant", &[s("name"), bo("force")], "Arca extension (CLU-04, cluster operators only): delete a tenant. Refused for tenant 'default' and, as deleting stores and their objects is not available yet, while the tenant has archive stores; its users and archives go with it only with force=true.", Implemented),
+    f("GetTenant", &[s("name")], "Arca extension (CLU-04, cluster operators only): one tenant {name, state, operatorTenant, users, archives, stores, messageCount, size, administrators, stores: [{id, name, requestedState, messageCount, size}]}.", Implemented),
+    f("GetTenants", &[], "Arca extension (CLU-04, cluster operators only): every tenant [{name, state, operatorTenant, users, archives, stores, messageCount, size}].", Implemented),
+    f("SetTenantState", &[s("name"), s("state")], "Arca extension (CLU-04, cluster operators only): state enabled or disabled; a disabled tenant's users cannot log in or use any route (HTTP 403 naming the tenant). Tenant 'default' cannot be disabled.", Implemented),
+];
+
 /// Arca extensions that exist only for tests; visible only while
 /// `ARCA_ENABLE_TEST_FUNCTIONS=1`.
 #[rustfmt::skip]
@@ -218,7 +229,7 @@ pub fn test_functions_enabled() -> bool {
     std::env::var(TEST_FUNCTIONS_ENV).as_deref() == Ok("1")
 }
 
-/// The functions get-metadata lists: all of [`FUNCTIONS`], plus the test-only
+/// The functions get-metadata lists: all of [`FUNCTIONS`], the Arca extensions, plus the test-only
 /// extensions when [`test_functions_enabled`].
 pub fn listed() -> impl Iterator<Item = &'static FunctionSpec> {
     listed_with(test_functions_enabled())
@@ -232,7 +243,7 @@ pub fn find(name: &str) -> Option<&'static FunctionSpec> {
 
 fn listed_with(test_enabled: bool) -> impl Iterator<Item = &'static FunctionSpec> {
     let test: &'static [FunctionSpec] = if test_enabled { TEST_FUNCTIONS } else { &[] };
-    FUNCTIONS.iter().chain(test.iter())
+    FUNCTIONS.iter().chain(ARCA_FUNCTIONS).chain(test.iter())
 }
 
 fn find_with(name: &str, test_enabled: bool) -> Option<&'static FunctionSpec> {
@@ -294,8 +305,9 @@ mod tests {
                 pair[1].name
             );
         }
-        let names: HashSet<&str> = FUNCTIONS.iter().chain(TEST_FUNCTIONS).map(|f| f.name).collect();
-        assert_eq!(names.len(), FUNCTIONS.len() + TEST_FUNCTIONS.len());
+        let names: HashSet<&str> =
+            FUNCTIONS.iter().chain(ARCA_FUNCTIONS).chain(TEST_FUNCTIONS).map(|f| f.name).collect();
+        assert_eq!(names.len(), FUNCTIONS.len() + ARCA_FUNCTIONS.len() + TEST_FUNCTIONS.len());
     }
 
     #[test]
@@ -313,6 +325,14 @@ mod tests {
         for spec in FUNCTIONS.iter().chain(TEST_FUNCTIONS) {
             assert!(!spec.description.trim().is_empty(), "{}", spec.name);
         }
+    }
+
+    #[test]
+    fn tenant_functions_are_listed_and_implemented() {
+        let names: Vec<&str> = ARCA_FUNCTIONS.iter().map(|f| f.name).collect();
+        assert_eq!(names, crate::tenants::FUNCTIONS);
+        assert!(ARCA_FUNCTIONS.iter().all(|f| f.is_implemented()));
+        assert!(ARCA_FUNCTIONS.iter().all(|f| FUNCTIONS.iter().all(|g| g.name != f.name)));
     }
 
     #[test]
@@ -401,17 +421,18 @@ mod tests {
         assert_eq!(spec.arg("steps").map(|a| (a.ty, a.nullable)), Some((ArgType::Number, true)));
 
         assert!(find_with("ArcaTestSleep", false).is_none());
-        assert_eq!(listed_with(false).count(), 77);
+        let extensions = ARCA_FUNCTIONS.len();
+        assert_eq!(listed_with(false).count(), 77 + extensions);
         assert!(listed_with(false).all(|f| f.name != "ArcaTestSleep"));
 
         assert_eq!(find_with("ArcaTestSleep", true).map(|f| f.name), Some("ArcaTestSleep"));
-        assert_eq!(listed_with(true).count(), 78);
+        assert_eq!(listed_with(true).count(), 78 + extensions);
         assert!(listed_with(true).any(|f| f.name == "ArcaTestSleep"));
         assert_eq!(find_with("CreateUser", true).map(|f| f.name), Some("CreateUser"));
 
         let enabled = std::env::var("ARCA_ENABLE_TEST_FUNCTIONS").as_deref() == Ok("1");
         assert_eq!(test_functions_enabled(), enabled);
         assert_eq!(find("ArcaTestSleep").is_some(), enabled);
-        assert_eq!(listed().count(), if enabled { 78 } else { 77 });
+        assert_eq!(listed().count(), if enabled { 78 } else { 77 } + extensions);
     }
 }

@@ -73,6 +73,7 @@ pub(crate) fn denied(d: Denied) -> Response {
             r
         }
         Denied::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
+        Denied::TenantDisabled { .. } => error(StatusCode::FORBIDDEN, d.to_string()),
         Denied::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
     }
 }

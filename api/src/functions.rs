@@ -302,6 +302,9 @@ pub async fn run(
             }
             Ok(json!({ "steps": steps }))
         }
+        name if crate::tenants::FUNCTIONS.contains(&name) => {
+            crate::tenants::run(&ctx, &caller, name, &args, request_id).await
+        }
         other => stores::run(&ctx, &caller, other, &args, request_id, &progress).await,
     }
 }
@@ -513,10 +516,15 @@ mod stores {
                 Ok(Value::Null)
             }
             "RebuildSelectedStoreIndexes" => {
+                // The selection is the node's; take only this tenant's stores out of it (CLU-04).
+                let mine: std::collections::BTreeSet<u64> =
+                    service(ctx)?.stores(tenant).await.map_err(archive_error)?.iter().map(|s| s.id).collect();
                 let selected: Vec<u64> = {
                     let mut set =
                         service(ctx)?.selected_for_rebuild.lock().unwrap_or_else(|p| p.into_inner());
-                    std::mem::take(&mut *set).into_iter().collect()
+                    let taken: Vec<u64> = set.intersection(&mine).copied().collect();
+                    set.retain(|id| !mine.contains(id));
+                    taken
                 };
                 let mut done = Vec::new();
                 for id in selected {

@@ -6,6 +6,8 @@
 //! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
 //! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS;
 //! [`server_info`] describes the cluster for `GetServerInfo` with each node's [`counters`].
+//! Tenants (CLU-04): [`login_name`] picks a request's tenant from its login name, [`tenants`] holds the
+//! cluster operator's tenant functions, and `tenant_scope` keeps store ids within the caller's tenant.
 
 pub mod archive;
 pub mod args;
@@ -22,9 +24,12 @@ pub mod functions;
 pub mod index_check;
 pub mod listener;
 pub mod log_level;
+pub mod login_name;
 mod older_shards;
 pub mod routes;
 pub mod server_info;
+mod tenant_scope;
+pub mod tenants;
 pub mod throttle;
 
 use std::sync::Arc;

@@ -77,6 +77,10 @@ fn denied(ctx: &ApiContext, d: Denied) -> Response {
             let body = Envelope::failure(ApiError::new(d.to_string())).into_response().into_body();
             (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response()
         }
+        Denied::TenantDisabled { .. } => {
+            let body = Envelope::failure(ApiError::new(d.to_string())).into_response().into_body();
+            (StatusCode::FORBIDDEN, no_cache_headers(), body).into_response()
+        }
         Denied::Forbidden(_) | Denied::Unavailable(_) => {
             Envelope::failure(ApiError::new(d.to_string())).into_response()
         }
@@ -85,6 +89,12 @@ fn denied(ctx: &ApiContext, d: Denied) -> Response {
 
 async fn admin(ctx: &ApiContext, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Response> {
     ctx.gate.admin(&ctx.meta, headers, addr).await.map_err(|d| denied(ctx, d))
+}
+
+/// A cluster operator (an administrator of the operator tenant): cluster routes change or show the
+/// whole cluster, which no tenant's administrator may (CLU-04).
+async fn operator(ctx: &ApiContext, headers: &HeaderMap, addr: SocketAddr) -> Result<Caller, Response> {
+    ctx.gate.operator(&ctx.meta, headers, addr).await.map_err(|d| denied(ctx, d))
 }
 
 /// The body of an Administration API request, within `api.max_request_bytes`; over it, 413 naming the
@@ -164,7 +174,7 @@ async fn invoke(
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= 200)
         .map(|k| format!("{}/{}/{}:{}", caller.tenant, caller.user.id, spec.name, k));
-    let owner = caller.user.name.clone();
+    let owner = caller.owner();
     let work_ctx = ctx.clone();
     let envelope = ctx
         .calls
@@ -208,7 +218,7 @@ async fn get_status(
             (Ok(k), Ok(t)) => (k.unwrap_or(0), t.unwrap_or(0)),
             (Err(r), _) | (_, Err(r)) => return r,
         };
-    let request = CallRequest::Status { owner: caller.user.name, token, known, timeout_ms: timeout };
+    let request = CallRequest::Status { owner: caller.owner(), token, known, timeout_ms: timeout };
     call_request(&ctx, request).await.into_response()
 }
 
@@ -222,7 +232,7 @@ async fn cancel_async(
         Ok(x) => x,
         Err(r) => return r,
     };
-    call_request(&ctx, CallRequest::Cancel { owner: caller.user.name, token }).await.into_response()
+    call_request(&ctx, CallRequest::Cancel { owner: caller.owner(), token }).await.into_response()
 }
 
 /// `get-status` or `cancel-async` for a call of this node or, forwarded, of another one.
@@ -336,7 +346,7 @@ async fn cluster_status(
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = admin(&ctx, &headers, addr).await {
+    if let Err(r) = operator(&ctx, &headers, addr).await {
         return r;
     }
     match ctx.meta.status().await {
@@ -350,7 +360,7 @@ async fn local_state(
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = admin(&ctx, &headers, addr).await {
+    if let Err(r) = operator(&ctx, &headers, addr).await {
         return r;
     }
     Envelope::success(json!(ctx.meta.local_state())).into_response()
@@ -363,7 +373,7 @@ async fn membership(
     body: Body,
     promote: bool,
 ) -> Response {
-    if let Err(r) = admin(ctx, headers, addr).await {
+    if let Err(r) = operator(ctx, headers, addr).await {
         return r;
     }
     let body = match admin_body(ctx, body).await {
@@ -414,7 +424,7 @@ async fn log_level(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = admin(&ctx, &headers, addr).await {
+    if let Err(r) = operator(&ctx, &headers, addr).await {
         return r;
     }
     let pairs = match admin_body(&ctx, body).await {

@@ -27,7 +27,7 @@ pub struct ClientOptions {
         global = true
     )]
     pub hosts: Vec<String>,
-    /// User name (an administrator for cluster commands).
+    /// User name: `user` (tenant `default`) or `tenant/user` (an administrator for cluster commands).
     #[arg(long = "u", env = "ARCA_USER", default_value = "admin", global = true)]
     pub user: String,
     /// Password; prompted for when absent and a terminal is attached.

@@ -12,3 +12,4 @@ pub mod reimport;
 pub mod serve;
 pub mod status_cmd;
 pub mod store_cmd;
+pub mod tenant_cmd;

@@ -11,10 +11,11 @@ use arca_types::command::{Command, CommandOutput, RequestId, UserChange};
 use arca_types::error::MetaError;
 use arca_types::ids::{ArchiveId, NodeId, ShardId, UserId};
 use arca_types::names::{
-    MAX_FOLDER_LISTING, MAX_FOLDERS_PER_ARCHIVE, validate_folder_name, validate_user_name,
+    MAX_FOLDER_LISTING, MAX_FOLDERS_PER_ARCHIVE, validate_folder_name, validate_tenant_name,
+    validate_user_name,
 };
-use arca_types::records::{Archive, NodeInfo, Shard, Tenant, User};
-use arca_types::values::{Authentication, FolderPrivilege, Privilege, ShardState};
+use arca_types::records::{Archive, DEFAULT_TENANT, NodeInfo, Shard, Tenant, User};
+use arca_types::values::{Authentication, FolderPrivilege, Privilege, ShardState, TenantState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -180,12 +181,88 @@ impl MetaState {
                 self.nodes.remove(id);
                 Ok(CommandOutput::Done)
             }
+            Command::CreateTenantWithAdmin { name, admin_name, password_hash } => {
+                self.create_tenant_with_admin(name, admin_name, password_hash)
+            }
+            Command::SetTenantState { name, state } => {
+                let key = self.tenant_key(name)?;
+                if *state == TenantState::Disabled && key == DEFAULT_TENANT {
+                    return Err(operator_tenant_refusal("disabled"));
+                }
+                self.tenant_mut(name)?.state = *state;
+                Ok(CommandOutput::Done)
+            }
+            Command::DeleteTenant { name, force } => self.delete_tenant(name, *force),
         }
     }
 
-    /// Creates a tenant; names follow the user name rules and are unique case-insensitively.
+    /// `CreateTenantWithAdmin`: the tenant and its first administrator in one step; validated whole
+    /// (on a copy) before anything changes.
+    fn create_tenant_with_admin(
+        &mut self,
+        name: &str,
+        admin_name: &str,
+        password_hash: &str,
+    ) -> Result<CommandOutput, MetaError> {
+        validate_tenant_name("name", name)?;
+        if self.tenants.keys().any(|k| same_name(k, name)) {
+            return Err(MetaError::exists("tenant", name));
+        }
+        let mut next_id = self.next_id;
+        let tenant_id = alloc_id(&mut next_id);
+        let mut tenant = Tenant { name: name.to_string(), ..Tenant::default() };
+        let admin = NewUser {
+            user_name: admin_name,
+            full_name: &Some("Administrator".to_string()),
+            authentication: Authentication::Integrated,
+            password_hash: &Some(password_hash.to_string()),
+            privileges: &BTreeSet::from([Privilege::Admin]),
+            distinguished_name: &None,
+            email_addresses: &[],
+        };
+        create_user(&mut tenant, &mut next_id, admin).map_err(|e| match e {
+            MetaError::Invalid { field, reason } if field == "userName" => {
+                MetaError::Invalid { field: "adminName".into(), reason }
+            }
+            other => other,
+        })?;
+        self.next_id = next_id;
+        self.tenants.insert(name.to_string(), tenant);
+        Ok(CommandOutput::Created(tenant_id))
+    }
+
+    /// `DeleteTenant`: refused for the operator tenant and while the tenant has archive stores
+    /// (removing their objects is not available yet); users and archives go only with `force`.
+    fn delete_tenant(&mut self, name: &str, force: bool) -> Result<CommandOutput, MetaError> {
+        let key = self.tenant_key(name)?;
+        if key == DEFAULT_TENANT {
+            return Err(operator_tenant_refusal("deleted"));
+        }
+        let t = self.tenant(&key)?;
+        if !t.shards.is_empty() {
+            let ids: Vec<String> = t.shards.keys().map(ShardId::to_string).collect();
+            return Err(MetaError::Refused(format!(
+                "tenant '{key}' has {} archive store(s) (ids {}): deleting a tenant's stores and their objects is \
+                 not available yet in this version of Arca; nothing was deleted (disable the tenant instead)",
+                ids.len(),
+                ids.join(", ")
+            )));
+        }
+        if !force && (!t.users.is_empty() || !t.archives.is_empty()) {
+            return Err(MetaError::Refused(format!(
+                "tenant '{key}' still has {} user(s) and {} archive(s); delete them first, or pass force=true \
+                 to delete them with the tenant; nothing was deleted",
+                t.users.len(),
+                t.archives.len()
+            )));
+        }
+        self.tenants.remove(&key);
+        Ok(CommandOutput::Done)
+    }
+
+    /// Creates a tenant; names follow the tenant name rule and are unique case-insensitively.
     fn create_tenant(&mut self, name: &str) -> Result<CommandOutput, MetaError> {
-        validate_user_name("name", name)?;
+        validate_tenant_name("name", name)?;
         if self.tenants.keys().any(|k| same_name(k, name)) {
             return Err(MetaError::exists("tenant", name));
         }
@@ -331,6 +408,14 @@ impl MetaState {
         };
         hex::encode(Sha256::digest(&bytes))
     }
+}
+
+/// The refusal of disabling or deleting the cluster operator tenant.
+fn operator_tenant_refusal(what: &str) -> MetaError {
+    MetaError::Refused(format!(
+        "tenant '{DEFAULT_TENANT}' is the cluster operator tenant (its administrators manage tenants and the cluster); \
+         it cannot be {what}"
+    ))
 }
 
 /// The arguments of `CreateUser`, borrowed from the command.
@@ -1055,14 +1140,80 @@ mod tests {
     #[test]
     fn tenant_names_are_validated_and_unique_case_insensitively() {
         let mut s = state();
-        assert!(is_exists(&err(&mut s, Command::CreateTenant { name: "DEFAULT".into() })));
+        assert!(is_exists(&err(&mut s, Command::CreateTenant { name: "default".into() })));
+        assert_eq!(field(&err(&mut s, Command::CreateTenant { name: "DEFAULT".into() })), "name");
         assert_eq!(field(&err(&mut s, Command::CreateTenant { name: " x".into() })), "name");
         assert_eq!(field(&err(&mut s, Command::CreateTenant { name: "a/b".into() })), "name");
-        ok(&mut s, Command::CreateTenant { name: "Acme".into() });
-        assert_eq!(s.tenant("acme").expect("found case-insensitively").name, "Acme");
+        ok(&mut s, Command::CreateTenant { name: "acme".into() });
+        assert_eq!(s.tenant("ACME").expect("found case-insensitively").name, "acme");
         assert!(is_not_found(&s.tenant("nobody").expect_err("missing")));
         let missing = Command::DeleteUser { tenant: "nobody".into(), user_name: "x".into() };
         assert!(is_not_found(&err(&mut s, missing)));
+    }
+
+    #[test]
+    fn a_tenant_is_created_with_its_administrator_in_one_step() {
+        let mut s = state();
+        let create = |name: &str, admin: &str| Command::CreateTenantWithAdmin {
+            name: name.into(),
+            admin_name: admin.into(),
+            password_hash: "$argon2id$x".into(),
+        };
+        let before = s.clone();
+        assert_eq!(field(&err(&mut s, create("acme", "a/b"))), "adminName");
+        assert_eq!(field(&err(&mut s, create("Acme", "admin"))), "name");
+        assert!(is_exists(&err(&mut s, create("default", "admin"))));
+        assert_eq!(
+            (s.tenants.clone(), s.next_id),
+            (before.tenants.clone(), before.next_id),
+            "nothing changed"
+        );
+        ok(&mut s, create("acme", "boss"));
+        let boss = s.user("acme", "boss").expect("admin").clone();
+        assert!(boss.is_admin());
+        assert_eq!(s.archive_by_name("acme", "boss").expect("archive").id, boss.archive);
+        assert!(s.user(T, "boss").is_err(), "not in another tenant");
+    }
+
+    #[test]
+    fn tenants_are_disabled_and_deleted_but_never_the_operator_tenant() {
+        let mut s = state();
+        let disable =
+            |name: &str| Command::SetTenantState { name: name.into(), state: TenantState::Disabled };
+        assert!(matches!(err(&mut s, disable(T)), MetaError::Refused(_)));
+        assert!(matches!(
+            err(&mut s, Command::DeleteTenant { name: T.into(), force: true }),
+            MetaError::Refused(_)
+        ));
+        ok(
+            &mut s,
+            Command::CreateTenantWithAdmin {
+                name: "acme".into(),
+                admin_name: "admin".into(),
+                password_hash: "$argon2id$x".into(),
+            },
+        );
+        ok(&mut s, disable("ACME"));
+        assert_eq!(s.tenant("acme").expect("acme").state, TenantState::Disabled);
+        let refused = err(&mut s, Command::DeleteTenant { name: "acme".into(), force: false });
+        assert!(refused.to_string().contains("force=true"), "{refused}");
+        let mut store = shard("2024-01", ShardState::Current);
+        if let Command::CreateShard { tenant, .. } = &mut store {
+            *tenant = "acme".into();
+        }
+        ok(&mut s, store);
+        let refused = err(&mut s, Command::DeleteTenant { name: "acme".into(), force: true });
+        assert!(refused.to_string().contains("not available yet"), "{refused}");
+        ok(
+            &mut s,
+            Command::CreateTenantWithAdmin {
+                name: "beta".into(),
+                admin_name: "admin".into(),
+                password_hash: "$argon2id$x".into(),
+            },
+        );
+        ok(&mut s, Command::DeleteTenant { name: "beta".into(), force: true });
+        assert!(is_not_found(&s.tenant("beta").expect_err("deleted")));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, ShardId};
 use crate::records::{Compliance, NodeInfo};
-use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState};
+use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState, TenantState};
 
 /// Identifies one logical write, so that a retried or forwarded write is applied once.
 pub type RequestId = String;
@@ -84,6 +84,14 @@ pub enum Command {
     RegisterNode { id: NodeId, info: NodeInfo },
     /// Forgets a node removed from the cluster.
     ForgetNode { id: NodeId },
+    /// Creates a tenant and, in the same step, its first administrator (privilege `admin`, integrated
+    /// login with `password_hash`) with the user's archive (CLU-04): the tenant can log in at once.
+    CreateTenantWithAdmin { name: String, admin_name: String, password_hash: String },
+    /// Enables or disables a tenant (CLU-04); the cluster operator tenant cannot be disabled.
+    SetTenantState { name: String, state: TenantState },
+    /// Deletes a tenant that has no archive stores; its users, archives and grants go with it only
+    /// when `force` (else it must have none). The cluster operator tenant cannot be deleted.
+    DeleteTenant { name: String, force: bool },
 }
 
 /// One property change of a user, as the `SetUser*` functions make them.

@@ -18,6 +18,40 @@ pub const MAX_FOLDERS_PER_ARCHIVE: usize = 10_000;
 /// Most folders one folder listing (`GetChildFolders`) answers; a larger listing is refused naming it.
 pub const MAX_FOLDER_LISTING: usize = 10_000;
 
+/// Longest tenant name, in characters (a DNS label's length).
+pub const MAX_TENANT_NAME_CHARS: usize = 63;
+
+/// Checks the tenant name rule (CLU-04): 1–63 characters of lower-case ASCII letters, digits and `-`,
+/// starting and ending with a letter or digit (a DNS label). Tenant names appear in object keys
+/// (`tenants/<tenant>/shards/...`) and before the `/` of a login name (`acme/alice`), so they can hold
+/// neither `/` nor anything an object store or a log line would need to escape. `field` names the
+/// API argument in the error.
+pub fn validate_tenant_name(field: &str, name: &str) -> Result<(), MetaError> {
+    if name.is_empty() {
+        return Err(MetaError::invalid(field, "must not be empty"));
+    }
+    if name.len() > MAX_TENANT_NAME_CHARS {
+        return Err(MetaError::invalid(
+            field,
+            format!(
+                "is {} characters long; at most {MAX_TENANT_NAME_CHARS} are allowed",
+                name.chars().count()
+            ),
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if !name.chars().all(allowed) {
+        return Err(MetaError::invalid(
+            field,
+            "may hold only lower-case letters a-z, digits and '-' (tenant names appear in object keys and login names)",
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(MetaError::invalid(field, "must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
 /// Checks the ADM-01 user name rules: 1–128 characters, no control characters, no `/`,
 /// no leading or trailing blanks. `field` names the API argument in the error.
 pub fn validate_user_name(field: &str, name: &str) -> Result<(), MetaError> {
@@ -138,6 +172,17 @@ mod tests {
         for name in ["", too_long.as_str(), "a/b", " lead", "trail ", "tab\there", "nl\n", "\u{7f}"] {
             let err = validate_user_name("newUserName", name).expect_err(name);
             assert_eq!(field_of(err), "newUserName", "{name:?}");
+        }
+    }
+
+    #[test]
+    fn tenant_names_are_dns_labels() {
+        for name in ["default", "acme", "a", "team-42", &"x".repeat(63)] {
+            assert!(validate_tenant_name("name", name).is_ok(), "{name}");
+        }
+        let too_long = "x".repeat(64);
+        for name in ["", "Acme", "a/b", "a b", "-a", "a-", "a.b", "ä", "a@b", too_long.as_str(), "a\n"] {
+            assert_eq!(field_of(validate_tenant_name("name", name).expect_err(name)), "name", "{name:?}");
         }
     }
 

@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ArchiveId, NodeId, ShardId, UserId};
-use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState};
+use crate::values::{Authentication, FolderPrivilege, Privilege, ShardState, TenantState};
 
-/// The tenant every single-node installation starts with (OPS-06).
+/// The tenant every single-node installation starts with (OPS-06). It is also the cluster operator
+/// tenant: its administrators manage tenants and cluster membership (CLU-04, CLU-05); it can be
+/// neither disabled nor deleted. A login name without a tenant (`alice`, not `acme/alice`) means it.
 pub const DEFAULT_TENANT: &str = "default";
 
 /// One tenant: it owns its users, archives, grants and shards; nothing crosses tenants (CLU-04).
@@ -25,6 +27,9 @@ pub struct Tenant {
     /// The tenant's compliance settings (CMP-01).
     #[serde(default)]
     pub compliance: Compliance,
+    /// Enabled, or disabled by a cluster operator: then nobody of the tenant logs in (CLU-04).
+    #[serde(default)]
+    pub state: TenantState,
 }
 
 /// Compliance settings of a tenant (CMP-01); the default blocks administrators' archive access.

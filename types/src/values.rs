@@ -43,6 +43,15 @@ pub enum Authentication {
     DirectoryServices,
 }
 
+/// Whether a tenant's users may log in (CLU-04): a disabled tenant is refused on every route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TenantState {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
 /// The requested state of an archive store (shard), STO-03.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +99,7 @@ names!(Privilege {
 });
 names!(FolderPrivilege { None => "none", Read => "read", Write => "write", Delete => "delete" });
 names!(Authentication { Integrated => "integrated", DirectoryServices => "directoryServices" });
+names!(TenantState { Enabled => "enabled", Disabled => "disabled" });
 names!(ShardState {
     Current => "current", Normal => "normal", WriteProtected => "writeProtected", Disabled => "disabled",
 });

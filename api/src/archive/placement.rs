@@ -24,6 +24,7 @@ impl ArchiveService {
     /// answers from a stale copy: invariant 5); here, taking it over, only when the shard has no live
     /// owner (never assigned, its node left the cluster, or this node restarted).
     pub(super) async fn place(&self, tenant: &str, id: ShardId) -> Result<Placement, ArchiveError> {
+        crate::tenant_scope::shard_of_tenant(&self.meta, tenant, id).await?;
         let here = self.served.get(id);
         if let Some(s) = here {
             // The locally applied state suffices here (no quorum round per request): a node that took

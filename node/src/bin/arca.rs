@@ -1,6 +1,6 @@
 //! `arca`: the Arca server (`arca serve`) and its command-line client.
 
-use arca_node::{client, cluster_cmd, data_cmd, export_cmd, serve, store_cmd};
+use arca_node::{client, cluster_cmd, data_cmd, export_cmd, serve, store_cmd, tenant_cmd};
 
 use std::path::PathBuf;
 
@@ -47,6 +47,13 @@ enum Top {
         client: client::ClientOptions,
         #[command(subcommand)]
         command: store_cmd::StoreCmd,
+    },
+    /// Tenants (cluster operators only): create, list, show, disable, enable, delete.
+    Tenant {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(subcommand)]
+        command: tenant_cmd::TenantCmd,
     },
     /// Write the messages a search finds as EML files or MBOX, with X-Arca-* lines for re-import.
     Export {
@@ -145,6 +152,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Top::Search { client, args } => data_cmd::search(&client, args).await,
+        Top::Tenant { client, command } => tenant_cmd::run(&client, command).await,
         Top::Fetch { client, args } => data_cmd::fetch(&client, args).await,
     }
 }
