@@ -16,6 +16,7 @@ pub mod catalogue;
 pub mod cross_site;
 pub mod data;
 pub mod envelope;
+pub mod failover;
 pub mod functions;
 pub mod index_check;
 pub mod listener;
