@@ -475,8 +475,13 @@ impl ArchiveService {
             }
             _ => None,
         };
-        let claim =
-            Command::ClaimShard { tenant: tenant.into(), id, node: me, expected_epoch: current.1, owner_renewals };
+        let claim = Command::ClaimShard {
+            tenant: tenant.into(),
+            id,
+            node: me,
+            expected_epoch: current.1,
+            owner_renewals,
+        };
         let epoch = match &failed {
             Some(f) if current == (Some(me), f.epoch) => f.epoch,
             _ => match self.meta.write(claim).await? {
@@ -609,7 +614,15 @@ impl ArchiveService {
 
     /// The members of the metadata cluster (voters and learners) as this node knows them.
     pub(crate) fn members(&self) -> Vec<arca_types::NodeId> {
-        self.meta.raft().metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect()
+        self.meta
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Sends `request` to `node` and answers its decoded answer.

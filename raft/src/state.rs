@@ -196,7 +196,10 @@ impl MetaState {
             Command::ClaimShard { tenant, id, node, expected_epoch, owner_renewals } => {
                 let leases = &self.leases;
                 let key = self.tenant_key(tenant)?;
-                let t = self.tenants.get_mut(&key).ok_or_else(|| MetaError::not_found("tenant", tenant.as_str()))?;
+                let t = self
+                    .tenants
+                    .get_mut(&key)
+                    .ok_or_else(|| MetaError::not_found("tenant", tenant.as_str()))?;
                 claim_shard(t, leases, *id, *node, *expected_epoch, *owner_renewals)
             }
         }
