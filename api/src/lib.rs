@@ -5,6 +5,7 @@
 //! failed logins, [`cross_site`] refuses requests of other sites' pages); [`args`] parses
 //! url-encoded arguments against [`catalogue`]; [`functions`] implements the functions; [`calls`] tracks
 //! long-running calls; [`envelope`] is the JSON answer shape; [`listener`] serves the router over TLS.
+//! [`failover`] takes over the stores of nodes whose lease lapsed.
 
 pub mod archive;
 pub mod args;

@@ -21,6 +21,10 @@ use arca_types::{Command, CommandOutput, NodeId};
 
 use crate::node::MetaNode;
 
+/// Pause before the next attempt after a renewal got no answer (e.g. during an election).
+const RETRY_AFTER: Duration = Duration::from_millis(50);
+/// Pause before the next attempt after a renewal was refused (this node is not registered yet).
+const RETRY_REFUSED: Duration = Duration::from_millis(200);
 /// How often observations of the applied counters are refreshed.
 const OBSERVE_EVERY: Duration = Duration::from_millis(100);
 
@@ -148,9 +152,9 @@ pub(crate) fn spawn(node: MetaNode, mut shutdown: tokio::sync::watch::Receiver<b
     });
     tokio::spawn(async move {
         loop {
-            renew_once(&node).await;
+            let pause = renew_once(&node).await.min(node.leases().renew_every());
             tokio::select! {
-                _ = tokio::time::sleep(node.leases().renew_every()) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
@@ -158,37 +162,93 @@ pub(crate) fn spawn(node: MetaNode, mut shutdown: tokio::sync::watch::Receiver<b
 }
 
 /// Sends one renewal; once it committed and this node applied it, the lease runs from when it was sent.
-async fn renew_once(node: &MetaNode) {
+/// Answers how long to pause before the next one (shorter after a failure); an attempt is abandoned once
+/// it could no longer extend the lease.
+async fn renew_once(node: &MetaNode) -> Duration {
     let leases = node.leases();
     let sent = Instant::now();
     let me = node.id();
     // No request id: renewals are not remembered for deduplication (a repeated one only counts twice).
     let write = node.write_with_id(String::new(), Command::RenewLease { node: me });
-    let counter = match tokio::time::timeout(leases.lease(), write).await {
+    let useful_for = leases.lease() - leases.margin();
+    let counter = match tokio::time::timeout(useful_for, write).await {
         Ok(Ok(CommandOutput::Renewed(counter))) => counter,
         Ok(Ok(other)) => {
             tracing::warn!("unexpected answer renewing this node's lease: {other:?}");
-            return;
+            return RETRY_REFUSED;
+        }
+        Ok(Err(crate::RaftNodeError::Meta(e))) => {
+            // Before the node is registered (startup) and after it was removed, renewals are refused;
+            // it holds no lease then.
+            tracing::debug!("this node's lease renewal was refused: {e}");
+            return RETRY_REFUSED;
         }
         Ok(Err(e)) => {
-            // Before the node is registered (startup) renewals are refused; it holds no lease then.
             tracing::debug!("cannot renew this node's lease: {e}");
-            return;
+            return RETRY_AFTER;
         }
         Err(_) => {
             tracing::warn!(lease = ?leases.lease(), "renewing this node's lease timed out");
-            return;
+            return RETRY_AFTER;
         }
     };
-    let deadline = sent + leases.lease();
+    let deadline = sent + useful_for;
     loop {
         if node.with_state(|s| s.leases.get(&me).copied().unwrap_or(0)) >= counter {
             leases.renewed(sent);
-            return;
+            return leases.renew_every();
         }
         if Instant::now() >= deadline {
-            return;
+            return RETRY_AFTER;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn the_holder_holds_its_lease_for_three_quarters_of_it_from_sending_the_renewal() {
+        let l = Leases::new(LEASE);
+        assert!(!l.holding(), "no lease before the first renewal");
+        let sent = Instant::now();
+        l.renewed(sent);
+        assert!(l.holding());
+        std::thread::sleep(LEASE * 3 / 4);
+        assert!(!l.holding(), "lapsed {:?} after sending", sent.elapsed());
+        l.renewed(sent);
+        assert!(!l.holding(), "an old renewal extends nothing");
+    }
+
+    #[test]
+    fn a_node_is_dead_once_its_counter_stood_still_for_five_quarters_of_the_lease() {
+        let l = Leases::new(LEASE);
+        let counters = BTreeMap::from([(1, 5), (2, 9)]);
+        l.renewed(Instant::now());
+        assert_eq!(l.dead(1, &counters), None, "first seen now");
+        std::thread::sleep(LEASE);
+        l.renewed(Instant::now());
+        let moved = BTreeMap::from([(1, 5), (2, 10)]);
+        assert_eq!(l.dead(1, &moved), None, "not yet: {:?}", l.lease_age(1));
+        std::thread::sleep(LEASE / 2);
+        l.renewed(Instant::now());
+        assert_eq!(l.dead(1, &moved), Some(5), "stood still for {:?}", l.lease_age(1));
+        assert_eq!(l.dead(2, &moved), None, "node 2 renewed half a lease ago");
+        assert_eq!(l.dead(3, &moved), None, "a node never seen gets a whole lease from now");
+    }
+
+    #[test]
+    fn a_node_without_its_own_lease_judges_nobody_and_restarts_its_observations() {
+        let l = Leases::new(LEASE);
+        let counters = BTreeMap::from([(1, 5)]);
+        l.observe(&counters);
+        std::thread::sleep(LEASE * 3 / 2);
+        assert_eq!(l.dead(1, &counters), None, "no own lease: no judgment");
+        l.renewed(Instant::now());
+        assert_eq!(l.dead(1, &counters), None, "the observation restarted while it held no lease");
     }
 }
