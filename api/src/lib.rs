@@ -8,6 +8,7 @@
 //! [`server_info`] describes the cluster for `GetServerInfo` with each node's [`counters`].
 //! Tenants (CLU-04): [`login_name`] picks a request's tenant from its login name, [`tenants`] holds the
 //! cluster operator's tenant functions, and `tenant_scope` keeps store ids within the caller's tenant.
+//! [`failover`] takes over the stores of nodes whose lease lapsed.
 
 pub mod archive;
 pub mod args;
@@ -20,6 +21,7 @@ pub mod counters;
 pub mod cross_site;
 pub mod data;
 pub mod envelope;
+pub mod failover;
 pub mod functions;
 pub mod index_check;
 pub mod listener;

@@ -239,6 +239,7 @@ pub async fn run_until(
         election_timeout_ms: config.cluster.election_timeout_ms,
         snapshot_after_logs: config.cluster.snapshot_after_logs,
         max_call_bytes: arca_api::archive::max_forward_bytes(&arca_ingest::Limits::default()),
+        lease: Duration::from_millis(config.cluster.lease_ms),
     })
     .await
     .context("cannot start the metadata node")?;
@@ -288,6 +289,7 @@ pub async fn run_until(
         arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone())
             .with_identity_cache_entries(config.storage.identity_cache_entries),
     );
+    let failover = arca_api::failover::spawn(archive.clone());
     let ctx = ApiContext::new(
         meta.clone(),
         VERSION.to_string(),
@@ -323,6 +325,7 @@ pub async fn run_until(
     println!("stopping");
     api_abort.abort();
     register.abort();
+    failover.abort();
     if let Some(web) = web {
         web.abort();
     }

@@ -25,4 +25,10 @@ pub enum RaftNodeError {
     Membership(String),
     #[error("raft failed: {0}")]
     Fatal(String),
+    /// This node holds no lease on its stores (its latest renewal through Raft is too old): it serves
+    /// none of them until it has renewed.
+    #[error(
+        "this node holds no lease on its stores (no renewal through Raft within the last {lease_ms} ms * 3/4); retry shortly"
+    )]
+    NoLease { lease_ms: u64 },
 }

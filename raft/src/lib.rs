@@ -4,9 +4,10 @@
 //! Map: [`state`] is the deterministic state machine (pure, no IO); [`log_store`] and [`sm_store`] are the
 //! openraft storage; [`tls`] turns the cluster secret into certificates; [`network`] carries Raft and
 //! cluster RPCs over tonic; [`node`] is the handle the rest of Arca uses (write, linearizable read,
-//! join, status).
+//! join, status); [`lease`] renews this node's lease on its stores and judges the others'.
 
 pub mod error;
+pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod node;

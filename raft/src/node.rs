@@ -58,6 +58,8 @@ pub struct NodeOptions {
     /// Largest message between nodes, encoded (forwarded requests and their answers); at least
     /// [`DEFAULT_MAX_MESSAGE`](crate::network::DEFAULT_MAX_MESSAGE).
     pub max_call_bytes: usize,
+    /// This node's lease on the stores it owns (`cluster.lease_ms`), see [`crate::lease`].
+    pub lease: Duration,
 }
 
 /// One member as `arca cluster status` shows it.
@@ -124,6 +126,7 @@ struct Inner {
     max_voters: usize,
     shutdown: watch::Sender<bool>,
     app: std::sync::OnceLock<Arc<dyn AppHandler>>,
+    leases: crate::lease::Leases,
 }
 
 /// A running metadata node. Cheap to clone.
@@ -215,6 +218,7 @@ impl MetaNode {
                 max_voters: opts.max_voters.max(1),
                 shutdown,
                 app: std::sync::OnceLock::new(),
+                leases: crate::lease::Leases::new(opts.lease),
             }),
         };
 
@@ -260,6 +264,7 @@ impl MetaNode {
         } else if opts.join.is_some() {
             tracing::info!("data directory already holds cluster state; --join ignored");
         }
+        crate::lease::spawn(node.clone(), node.inner.shutdown.subscribe());
         Ok(node)
     }
 
@@ -313,6 +318,24 @@ impl MetaNode {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// This node's lease and its observations of the other nodes' leases.
+    pub fn leases(&self) -> &crate::lease::Leases {
+        &self.inner.leases
+    }
+
+    /// `Some(renewal counter)` when `node` is dead by this node's observations (its lease lapsed),
+    /// judged on the locally applied counters; see [`crate::lease::Leases::dead`].
+    pub fn lease_dead(&self, node: NodeId) -> Option<u64> {
+        let counters = self.with_state(|s| s.leases.clone());
+        self.inner.leases.dead(node, &counters)
+    }
+
+    /// How long ago this node saw `node` renew its lease (`None` before it saw it at all): for status
+    /// displays.
+    pub fn lease_age(&self, node: NodeId) -> Option<Duration> {
+        self.inner.leases.lease_age(node)
     }
 
     /// The underlying openraft handle (metrics, tests).

@@ -39,6 +39,10 @@ pub struct MetaState {
     /// another command is refused instead of answering the first command's result.
     #[serde(default)]
     pub request_fingerprints: BTreeMap<RequestId, String>,
+    /// Each node's lease renewal counter (`RenewLease`): a node whose counter stops advancing loses
+    /// its stores (see `lease.rs`). Counters only grow while the node is registered.
+    #[serde(default)]
+    pub leases: BTreeMap<NodeId, u64>,
 }
 
 /// The fingerprint of a command as a retry must repeat it: SHA-256 of its JSON, without the freshly
@@ -179,6 +183,7 @@ impl MetaState {
             }
             Command::ForgetNode { id } => {
                 self.nodes.remove(id);
+                self.leases.remove(id);
                 Ok(CommandOutput::Done)
             }
             Command::CreateTenantWithAdmin { name, admin_name, password_hash } => {
@@ -193,6 +198,23 @@ impl MetaState {
                 Ok(CommandOutput::Done)
             }
             Command::DeleteTenant { name, force } => self.delete_tenant(name, *force),
+            Command::RenewLease { node } => {
+                if !self.nodes.contains_key(node) {
+                    return Err(MetaError::not_found("node", node.to_string()));
+                }
+                let counter = self.leases.entry(*node).or_insert(0);
+                *counter += 1;
+                Ok(CommandOutput::Renewed(*counter))
+            }
+            Command::ClaimShard { tenant, id, node, expected_epoch, owner_renewals } => {
+                let leases = &self.leases;
+                let key = self.tenant_key(tenant)?;
+                let t = self
+                    .tenants
+                    .get_mut(&key)
+                    .ok_or_else(|| MetaError::not_found("tenant", tenant.as_str()))?;
+                claim_shard(t, leases, *id, *node, *expected_epoch, *owner_renewals)
+            }
         }
     }
 
@@ -938,6 +960,36 @@ fn rename_shard(t: &mut Tenant, id: ShardId, name: &str) -> Result<CommandOutput
 /// `AssignShard`: a new serving node and a higher epoch.
 fn assign_shard(t: &mut Tenant, id: ShardId, node: NodeId) -> Result<CommandOutput, MetaError> {
     let shard = t.shards.get_mut(&id).ok_or_else(|| MetaError::not_found("store", id.to_string()))?;
+    shard.owner_node = Some(node);
+    shard.epoch += 1;
+    Ok(CommandOutput::Epoch(shard.epoch))
+}
+
+/// `ClaimShard`: `AssignShard` as a compare-and-set on the epoch and the owner's lease counter.
+fn claim_shard(
+    t: &mut Tenant,
+    leases: &BTreeMap<NodeId, u64>,
+    id: ShardId,
+    node: NodeId,
+    expected_epoch: u64,
+    owner_renewals: Option<u64>,
+) -> Result<CommandOutput, MetaError> {
+    let shard = t.shards.get_mut(&id).ok_or_else(|| MetaError::not_found("store", id.to_string()))?;
+    if shard.epoch != expected_epoch {
+        return Err(MetaError::ClaimLost {
+            store: id,
+            reason: format!("its epoch is {}, not {expected_epoch}", shard.epoch),
+        });
+    }
+    if let (Some(expected), Some(owner)) = (owner_renewals, shard.owner_node) {
+        let now = leases.get(&owner).copied().unwrap_or(0);
+        if now != expected {
+            return Err(MetaError::ClaimLost {
+                store: id,
+                reason: format!("its owner, node {owner}, renewed its lease (renewal {now}, not {expected})"),
+            });
+        }
+    }
     shard.owner_node = Some(node);
     shard.epoch += 1;
     Ok(CommandOutput::Epoch(shard.epoch))
@@ -1743,6 +1795,44 @@ mod tests {
         assert_eq!(s.current_shard(T).expect("current").name, "first");
         let missing = Command::RenameShard { tenant: T.into(), id: 999, name: "x".into() };
         assert!(is_not_found(&err(&mut s, missing)));
+    }
+
+    #[test]
+    fn a_claim_wins_only_while_the_epoch_and_the_owners_lease_counter_are_unchanged() {
+        let mut s = MetaState::default();
+        s.apply("t", &Command::CreateTenant { name: T.into() }).expect("tenant");
+        for node in [1, 2, 3] {
+            s.apply("", &Command::RegisterNode { id: node, info: NodeInfo::default() }).expect("node");
+        }
+        let create = Command::CreateShard {
+            tenant: T.into(),
+            name: "2026-12".into(),
+            state: ShardState::Current,
+            wrapped_key: None,
+        };
+        let Ok(CommandOutput::Created(id)) = s.apply("s", &create) else { panic!("shard") };
+        s.apply("a", &Command::AssignShard { tenant: T.into(), id, node: 1 }).expect("assign");
+        assert_eq!(s.apply("", &Command::RenewLease { node: 1 }), Ok(CommandOutput::Renewed(1)));
+        assert_eq!(s.apply("", &Command::RenewLease { node: 1 }), Ok(CommandOutput::Renewed(2)));
+        assert!(matches!(s.apply("", &Command::RenewLease { node: 9 }), Err(MetaError::NotFound { .. })));
+        let claim = |node, expected_epoch, owner_renewals| Command::ClaimShard {
+            tenant: T.into(),
+            id,
+            node,
+            expected_epoch,
+            owner_renewals,
+        };
+        // Node 2 judged node 1 dead at renewal 1: node 1 renewed since, so the claim loses.
+        assert!(matches!(s.apply("", &claim(2, 1, Some(1))), Err(MetaError::ClaimLost { .. })));
+        // A claim on a stale epoch loses too.
+        assert!(matches!(s.apply("", &claim(2, 0, Some(2))), Err(MetaError::ClaimLost { .. })));
+        assert_eq!(s.apply("", &claim(2, 1, Some(2))), Ok(CommandOutput::Epoch(2)));
+        // Node 3 looked at the same moment: the epoch moved on, so exactly one node took it over.
+        assert!(matches!(s.apply("", &claim(3, 1, Some(2))), Err(MetaError::ClaimLost { .. })));
+        let shard = &s.tenant(T).expect("tenant").shards[&id];
+        assert_eq!((shard.owner_node, shard.epoch), (Some(2), 2));
+        s.apply("", &Command::ForgetNode { id: 1 }).expect("forget");
+        assert!(!s.leases.contains_key(&1), "a forgotten node's lease goes with it");
     }
 
     #[test]

@@ -92,6 +92,15 @@ pub enum Command {
     /// Deletes a tenant that has no archive stores; its users, archives and grants go with it only
     /// when `force` (else it must have none). The cluster operator tenant cannot be deleted.
     DeleteTenant { name: String, force: bool },
+    /// Renews `node`'s lease on every store it owns: raises the node's renewal counter
+    /// (`MetaState::leases`). Other nodes judge a lease expired when they have not seen the counter
+    /// advance for a while, by their own clocks; no clocks are compared across nodes.
+    RenewLease { node: NodeId },
+    /// Takes a store over for `node` as a compare-and-set: refused (`MetaError::ClaimLost`) unless the
+    /// store's epoch is still `expected_epoch` and, when `owner_renewals` is given, its owner's renewal
+    /// counter is still that value (the owner has not renewed since it was judged dead). Raises the
+    /// epoch, fencing every earlier writer (invariant 2).
+    ClaimShard { tenant: String, id: ShardId, node: NodeId, expected_epoch: u64, owner_renewals: Option<u64> },
 }
 
 /// One property change of a user, as the `SetUser*` functions make them.
@@ -116,4 +125,6 @@ pub enum CommandOutput {
     Created(u64),
     /// The new epoch of a shard after [`Command::AssignShard`].
     Epoch(u64),
+    /// The node's renewal counter after [`Command::RenewLease`].
+    Renewed(u64),
 }

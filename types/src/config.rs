@@ -104,6 +104,9 @@ pub struct ClusterConfig {
     pub join_timeout_ms: u64,
     /// A snapshot is built after this many log entries; older entries are then purged.
     pub snapshot_after_logs: u64,
+    /// A node's lease on the stores it serves, in milliseconds: renewed through Raft every quarter of
+    /// it; a node that has not renewed for longer (plus a margin) loses its stores to other nodes.
+    pub lease_ms: u64,
 }
 
 /// `[tls]`: the certificate of the web, IMAP and API listeners; empty means a generated self-signed one.
@@ -219,6 +222,7 @@ impl Default for ClusterConfig {
             election_timeout_ms: 1000,
             join_timeout_ms: 60_000,
             snapshot_after_logs: 5000,
+            lease_ms: 4000,
         }
     }
 }
@@ -298,6 +302,10 @@ election_timeout_ms = 1000
 join_timeout_ms = 60000
 # Build a Raft snapshot (and compact the log) after this many entries.
 snapshot_after_logs = 5000
+# Lease of a node on the stores it serves (ms), renewed through Raft every lease_ms/4. A node stops
+# answering from its stores when its last renewal is older than lease_ms*3/4; other nodes take its
+# stores over when they have not seen it renew for lease_ms*5/4 (failover without an operator).
+lease_ms = 4000
 
 [tls]
 # PEM certificate chain and key for the web, IMAP and API listeners; empty = self-signed, generated once.

@@ -23,6 +23,10 @@ pub enum MetaError {
         "the Idempotency-Key of request '{id}' was already used with other arguments; nothing was applied (use a new key for a new request)"
     )]
     RequestIdReused { id: String },
+    /// A compare-and-set takeover (`ClaimShard`) lost: the store's epoch moved on, or its owner renewed
+    /// its lease, since the claimant looked. Nothing changed; the store is served by someone else.
+    #[error("store {store} was not taken over: {reason}")]
+    ClaimLost { store: u64, reason: String },
 }
 
 impl MetaError {

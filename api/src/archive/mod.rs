@@ -27,6 +27,7 @@ use arca_shard::objects::{ObjectError, Objects};
 use arca_shard::shard::{Shard, ShardError};
 use arca_types::{MetaError, ShardId};
 
+pub(crate) use placement::Placement;
 pub use protocol::{ARCHIVE_SERVICE, max_forward_bytes};
 
 /// Why an archive operation failed.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arca_raft::RaftNodeError;
 use arca_search::ShardIndex;
 use arca_shard::DataKey;
 use arca_shard::index_files::IndexFilesError;
@@ -19,11 +20,12 @@ use super::keys::wrapped;
 use super::{ArchiveError, ArchiveService, Served};
 
 impl ArchiveService {
-    /// The one place that decides where shard `id` is served: here when this node serves it; on its
-    /// owner when that is another live member (reads and administration never move a shard, so no node
-    /// answers from a stale copy: invariant 5); here, taking it over, only when the shard has no live
-    /// owner (never assigned, its node left the cluster, or this node restarted).
-    pub(super) async fn place(&self, tenant: &str, id: ShardId) -> Result<Placement, ArchiveError> {
+    /// The one place that decides where shard `id` is served: here when this node serves it and holds
+    /// its lease; on its owner when that is another live member with a live lease (reads and
+    /// administration never move a shard, so no node answers from a stale copy: invariant 5); here,
+    /// taking it over, only when the shard has no live owner (never assigned, its node left the cluster
+    /// or stopped renewing its lease, or this node restarted or lost its own lease).
+    pub(crate) async fn place(&self, tenant: &str, id: ShardId) -> Result<Placement, ArchiveError> {
         crate::tenant_scope::shard_of_tenant(&self.meta, tenant, id).await?;
         let here = self.served.get(id);
         if let Some(s) = here {
@@ -34,16 +36,32 @@ impl ArchiveService {
             let owner = self.meta.with_state(|st| {
                 st.tenant(tenant).ok().and_then(|t| t.shards.get(&id)).and_then(|sh| sh.owner_node)
             });
-            if owner == Some(me) {
+            // A node whose lease lapsed (paused, cut off) may have lost the shard without having
+            // learnt it yet: it answers nothing from this copy until it renewed and re-read the catalogue.
+            if owner == Some(me) && self.meta.leases().holding() {
                 return Ok(Placement::Here(s));
             }
-            tracing::info!(shard = id, owner = ?owner, "another node serves this store now: dropping this copy");
+            if owner == Some(me) {
+                tracing::warn!(shard = id, "this node's lease lapsed: dropping its copy of the store");
+            } else {
+                tracing::info!(shard = id, owner = ?owner, "another node serves this store now: dropping this copy");
+            }
             self.served.remove(id);
         }
         if let Some(node) = self.live_owner(tenant, id).await? {
             return Ok(Placement::There(node));
         }
-        Ok(Placement::Here(self.take_over(tenant, id).await?))
+        match self.take_over(tenant, id).await {
+            Ok(s) => Ok(Placement::Here(s)),
+            // Another node took it over first (compare-and-set): it serves the shard now.
+            Err(e @ ArchiveError::Meta(RaftNodeError::Meta(MetaError::ClaimLost { .. }))) => {
+                match self.live_owner(tenant, id).await? {
+                    Some(node) => Ok(Placement::There(node)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// [`Self::place`] for a request another node forwarded here: served here, or refused naming the
@@ -59,7 +77,15 @@ impl ArchiveService {
     /// committed manifest. A takeover that fails is remembered: requests within its back-off answer
     /// its error at once, and the retry reuses the epoch it was given while this node is still the
     /// owner at that epoch (no writer ever ran under it), so failing requests never raise the epoch.
+    ///
+    /// The takeover is a compare-and-set (`ClaimShard`): it names the epoch it read and, when the owner
+    /// is another member, the renewal counter by which its lease was judged lapsed; it loses when either
+    /// changed. Only a node holding its own lease takes a shard over.
     async fn take_over(&self, tenant: &str, id: ShardId) -> Result<Served, ArchiveError> {
+        let leases = self.meta.leases();
+        if !leases.wait_holding(leases.lease()).await {
+            return Err(RaftNodeError::NoLease { lease_ms: leases.lease().as_millis() as u64 }.into());
+        }
         // One opening at a time per shard; requests for other shards never wait for it.
         let opening = self.served.opening_lock(id);
         let _one_opening = opening.lock().await;
@@ -86,9 +112,25 @@ impl ArchiveService {
                     .ok_or_else(|| MetaError::not_found("store", id.to_string()))
             })
         })?;
+        let owner_renewals = match current.0 {
+            Some(owner) if owner != me && self.members().contains(&owner) => {
+                match self.meta.lease_dead(owner) {
+                    Some(counter) => Some(counter),
+                    None => return Err(ArchiveError::ServedElsewhere { shard: id, node: owner }),
+                }
+            }
+            _ => None,
+        };
+        let claim = Command::ClaimShard {
+            tenant: tenant.into(),
+            id,
+            node: me,
+            expected_epoch: current.1,
+            owner_renewals,
+        };
         let epoch = match &failed {
             Some(f) if current == (Some(me), f.epoch) => f.epoch,
-            _ => match self.meta.write(Command::AssignShard { tenant: tenant.into(), id, node: me }).await? {
+            _ => match self.meta.write(claim).await? {
                 CommandOutput::Epoch(e) => e,
                 other => {
                     return Err(ArchiveError::Keys(format!(
@@ -200,7 +242,8 @@ impl ArchiveService {
     }
 
     /// The node serving shard `id` when it is another live member of the cluster; `None` when the shard
-    /// has no live owner (unassigned, its node left the cluster) or this node is its owner.
+    /// has no live owner (unassigned, its node left the cluster or its lease lapsed by this node's
+    /// observations) or this node is its owner.
     async fn live_owner(
         &self,
         tenant: &str,
@@ -211,8 +254,13 @@ impl ArchiveService {
             s.tenant(tenant).ok().and_then(|t| t.shards.get(&id)).and_then(|sh| sh.owner_node)
         });
         let me = self.meta.id();
-        let members: Vec<arca_types::NodeId> = self
-            .meta
+        let members = self.members();
+        Ok(owner.filter(|o| *o != me && members.contains(o) && self.meta.lease_dead(*o).is_none()))
+    }
+
+    /// The members of the metadata cluster (voters and learners) as this node knows them.
+    pub(crate) fn members(&self) -> Vec<arca_types::NodeId> {
+        self.meta
             .raft()
             .metrics()
             .borrow()
@@ -220,13 +268,12 @@ impl ArchiveService {
             .membership()
             .nodes()
             .map(|(id, _)| *id)
-            .collect();
-        Ok(owner.filter(|o| *o != me && members.contains(o)))
+            .collect()
     }
 }
 
 /// Where [`ArchiveService::place`] decided a shard is served.
-pub(super) enum Placement {
+pub(crate) enum Placement {
     /// This node serves it.
     Here(Served),
     /// Another live member serves it: forward there.
