@@ -158,11 +158,11 @@ pub struct ArchiveService {
     pub selected_for_rebuild: std::sync::Mutex<std::collections::BTreeSet<ShardId>>,
     pub(crate) objects: Objects,
     master: MasterKey,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     limits: Limits,
     pub(crate) served: tokio::sync::Mutex<HashMap<ShardId, Served>>,
     /// Takeovers that failed, by shard (see [`ArchiveService::take_over`]).
-    failed_takeovers: std::sync::Mutex<HashMap<ShardId, FailedTakeover>>,
+    pub(crate) failed_takeovers: std::sync::Mutex<HashMap<ShardId, FailedTakeover>>,
     /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
     pub(crate) older: crate::older_shards::OlderShards,
 }
@@ -471,7 +471,12 @@ impl ArchiveService {
 
     /// Opens shard `id` for serving under `epoch`: its data key, committed manifest (read after the
     /// epoch was assigned, so no earlier writer can publish past it), index and staging log.
-    async fn open_served(&self, tenant: &str, id: ShardId, epoch: u64) -> Result<Served, ArchiveError> {
+    pub(crate) async fn open_served(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        epoch: u64,
+    ) -> Result<Served, ArchiveError> {
         self.meta.linearizable().await?;
         let record = self.meta.with_state(|s| {
             s.tenant(tenant).and_then(|t| {
@@ -528,7 +533,7 @@ impl ArchiveService {
     /// Makes the local index directory hold exactly the index the committed manifest names: its
     /// `meta.json` and every segment file (restored from their bundles when missing or of another
     /// size). The inner `Err` says why the index cannot be restored and must be rebuilt from the packs.
-    async fn restore_index(
+    pub(crate) async fn restore_index(
         &self,
         manifest: &Manifest,
         key: &DataKey,
@@ -634,6 +639,7 @@ impl ArchiveService {
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
         let id = self.current_shard(tenant).await?;
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, id);
         match self.archive_in(tenant, id, archive, messages.clone()).await {
             Ok(done) => Ok(done),
             Err(e) => {
@@ -643,6 +649,10 @@ impl ArchiveService {
                 self.meta.linearizable().await?;
                 match self.current_shard(tenant).await? {
                     now if now != id => self.archive_in(tenant, now, archive, messages).await,
+                    // The store moved to another node meanwhile (`arca shard move`): send it there once.
+                    _ if crate::shard_move::owner_of(&self.meta, tenant, id) != owner_before => {
+                        self.archive_in(tenant, id, archive, messages).await
+                    }
                     _ => Err(e),
                 }
             }
@@ -900,8 +910,29 @@ impl ArchiveService {
             .collect())
     }
 
-    /// One shard's page for `query`, here or on the node serving the shard.
+    /// One shard's page for `query`, here or on the node serving the shard; asked once more where the
+    /// shard is served now when it moved to another node while being asked (`arca shard move`).
     async fn search_shard(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        query: ShardQuery,
+    ) -> Result<arca_search::ShardPage, ArchiveError> {
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, id);
+        match self.search_shard_once(tenant, id, query.clone()).await {
+            Err(e) if !matches!(e, ArchiveError::QueryLimit(_)) => {
+                if crate::shard_move::owner_changed(&self.meta, tenant, id, owner_before).await {
+                    self.search_shard_once(tenant, id, query).await
+                } else {
+                    Err(e)
+                }
+            }
+            answer => answer,
+        }
+    }
+
+    /// One shard's page for `query`, here or on the node serving the shard.
+    async fn search_shard_once(
         &self,
         tenant: &str,
         id: ShardId,
@@ -1223,6 +1254,28 @@ impl ArchiveService {
         number: u64,
         readable: &[ArchiveId],
     ) -> Result<(Entry, Vec<u8>), ArchiveError> {
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, shard);
+        match self.fetch_once(tenant, shard, number, readable).await {
+            Err(e) if !matches!(e, ArchiveError::Shard(ShardError::NoSuchMessage { .. })) => {
+                // Moved to another node while being asked (`arca shard move`): ask there once more.
+                if crate::shard_move::owner_changed(&self.meta, tenant, shard, owner_before).await {
+                    self.fetch_once(tenant, shard, number, readable).await
+                } else {
+                    Err(e)
+                }
+            }
+            answer => answer,
+        }
+    }
+
+    /// [`Self::fetch`] from where the shard is served now.
+    async fn fetch_once(
+        &self,
+        tenant: &str,
+        shard: ShardId,
+        number: u64,
+        readable: &[ArchiveId],
+    ) -> Result<(Entry, Vec<u8>), ArchiveError> {
         let node = match self.place(tenant, shard).await? {
             Placement::Here(served) => return fetch_served(&served, shard, number, readable).await,
             Placement::There(node) => node,
@@ -1252,7 +1305,7 @@ enum Placement {
 
 /// A takeover that failed, remembered so that requests back off and the retry reuses its epoch.
 #[derive(Clone)]
-struct FailedTakeover {
+pub(crate) struct FailedTakeover {
     epoch: u64,
     at: std::time::Instant,
     wait: std::time::Duration,

@@ -203,6 +203,15 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("VerifyStores", &[bo("includeIndexes")], "Verify all stores. Long-running.", Implemented),
 ];
 
+/// Arca extensions of the Administration API for the cluster operator (CLU-05; not in the reference):
+/// always listed, callable only by an administrator of the cluster's own tenant.
+#[rustfmt::skip]
+pub static ARCA_FUNCTIONS: &[FunctionSpec] = &[
+    f("MoveStore", &[n("id"), no("node")], "Arca extension (cluster operator): moves store id to node (omitted: the non-draining member with the fewest stores). The target restores the store's index from object storage while the old node serves it, then takes it over with a new epoch; nothing is copied through the old node and searches are answered throughout. Refused for an unknown, draining or non-member node, a disabled store, or the node serving it already. Long-running.", Implemented),
+    f("PlanStoreMoves", &[s("purpose"), no("node")], "Arca extension (cluster operator): the moves that would drain node (purpose=drain) or even out stores and current stores over the non-draining members (purpose=rebalance), with stores per node before and after. Changes nothing.", Implemented),
+    f("SetNodeDraining", &[n("id"), bo("draining")], "Arca extension (cluster operator): marks node id draining (draining omitted or true; no store is moved onto it) or clears the mark (false).", Implemented),
+];
+
 /// Arca extensions that exist only for tests; visible only while
 /// `ARCA_ENABLE_TEST_FUNCTIONS=1`.
 #[rustfmt::skip]
@@ -232,7 +241,7 @@ pub fn find(name: &str) -> Option<&'static FunctionSpec> {
 
 fn listed_with(test_enabled: bool) -> impl Iterator<Item = &'static FunctionSpec> {
     let test: &'static [FunctionSpec] = if test_enabled { TEST_FUNCTIONS } else { &[] };
-    FUNCTIONS.iter().chain(test.iter())
+    FUNCTIONS.iter().chain(ARCA_FUNCTIONS.iter()).chain(test.iter())
 }
 
 fn find_with(name: &str, test_enabled: bool) -> Option<&'static FunctionSpec> {
@@ -294,8 +303,9 @@ mod tests {
                 pair[1].name
             );
         }
-        let names: HashSet<&str> = FUNCTIONS.iter().chain(TEST_FUNCTIONS).map(|f| f.name).collect();
-        assert_eq!(names.len(), FUNCTIONS.len() + TEST_FUNCTIONS.len());
+        let names: HashSet<&str> =
+            FUNCTIONS.iter().chain(ARCA_FUNCTIONS).chain(TEST_FUNCTIONS).map(|f| f.name).collect();
+        assert_eq!(names.len(), FUNCTIONS.len() + ARCA_FUNCTIONS.len() + TEST_FUNCTIONS.len());
     }
 
     #[test]
@@ -401,17 +411,17 @@ mod tests {
         assert_eq!(spec.arg("steps").map(|a| (a.ty, a.nullable)), Some((ArgType::Number, true)));
 
         assert!(find_with("ArcaTestSleep", false).is_none());
-        assert_eq!(listed_with(false).count(), 77);
+        assert_eq!(listed_with(false).count(), 77 + ARCA_FUNCTIONS.len());
         assert!(listed_with(false).all(|f| f.name != "ArcaTestSleep"));
 
         assert_eq!(find_with("ArcaTestSleep", true).map(|f| f.name), Some("ArcaTestSleep"));
-        assert_eq!(listed_with(true).count(), 78);
+        assert_eq!(listed_with(true).count(), 78 + ARCA_FUNCTIONS.len());
         assert!(listed_with(true).any(|f| f.name == "ArcaTestSleep"));
         assert_eq!(find_with("CreateUser", true).map(|f| f.name), Some("CreateUser"));
 
         let enabled = std::env::var("ARCA_ENABLE_TEST_FUNCTIONS").as_deref() == Ok("1");
         assert_eq!(test_functions_enabled(), enabled);
         assert_eq!(find("ArcaTestSleep").is_some(), enabled);
-        assert_eq!(listed().count(), if enabled { 78 } else { 77 });
+        assert_eq!(listed().count(), ARCA_FUNCTIONS.len() + if enabled { 78 } else { 77 });
     }
 }

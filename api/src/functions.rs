@@ -302,6 +302,9 @@ pub async fn run(
             }
             Ok(json!({ "steps": steps }))
         }
+        op if crate::operator::NAMES.contains(&op) => {
+            crate::operator::run(&ctx, &caller, op, &args, &progress).await
+        }
         other => stores::run(&ctx, &caller, other, &args, request_id, &progress).await,
     }
 }

@@ -21,7 +21,10 @@ pub mod index_check;
 pub mod listener;
 pub mod log_level;
 mod older_shards;
+pub mod operator;
 pub mod routes;
+pub mod shard_move;
+pub mod shard_plan;
 pub mod throttle;
 
 use std::sync::Arc;

@@ -302,6 +302,10 @@ impl arca_raft::AppHandler for Forwarded {
                 let archive = ctx.archive.clone().ok_or("this node has no archive service")?;
                 return archive.handle_remote(payload).await;
             }
+            if service == crate::shard_move::SHARD_MOVE_SERVICE {
+                let archive = ctx.archive.clone().ok_or("this node has no archive service")?;
+                return crate::shard_move::handle(&archive, payload).await;
+            }
             if service == KEYS_SERVICE {
                 let archive = ctx.archive.as_ref().ok_or("this node has no archive service")?;
                 return Ok(Value::String(archive.master_key_hex()));

@@ -10,4 +10,5 @@ pub mod export_cmd;
 pub mod logging;
 pub mod reimport;
 pub mod serve;
+pub mod shard_ops_cmd;
 pub mod store_cmd;

@@ -293,6 +293,7 @@ pub async fn run_until(
         arca_api::archive::ArchiveService::new(meta.clone(), objects, master, data.clone())
             .with_identity_cache_entries(config.storage.identity_cache_entries),
     );
+    arca_api::shard_move::spawn_release_watcher(&archive);
     let ctx = ApiContext::new(
         meta.clone(),
         VERSION.to_string(),

@@ -84,6 +84,13 @@ pub enum Command {
     RegisterNode { id: NodeId, info: NodeInfo },
     /// Forgets a node removed from the cluster.
     ForgetNode { id: NodeId },
+    /// Marks a node draining (no shard is moved or placed onto it; `arca node drain` moves its shards
+    /// away) or clears the mark.
+    SetNodeDraining { id: NodeId, draining: bool },
+    /// Moves a shard to `node` if its epoch is still `epoch` (compare-and-set: a takeover or another
+    /// move in between refuses this one) and raises the epoch, fencing the previous writer
+    /// (invariant 2). Refused for an unknown or draining node, a disabled shard, or its own owner.
+    MoveShard { tenant: String, id: ShardId, node: NodeId, epoch: u64 },
 }
 
 /// One property change of a user, as the `SetUser*` functions make them.
