@@ -52,6 +52,15 @@ async fn upload(api: &ApiClient, from: usize, count: usize) -> Result<()> {
     Ok(())
 }
 
+/// A cluster of `n` nodes sharing one object store (a directory), as nodes of a real cluster share a
+/// bucket: a store moves between nodes through it.
+async fn start(n: usize) -> Result<(Cluster, tempfile::TempDir)> {
+    let objects = tempfile::tempdir()?;
+    let url = format!("file://{}", objects.path().display());
+    let cluster = Cluster::start(n, &[("ARCA_STORAGE_URL", &url)]).await?;
+    Ok((cluster, objects))
+}
+
 /// The node id of each node of the cluster, by index.
 async fn node_ids(cluster: &Cluster, n: usize) -> Result<Vec<u64>> {
     let mut ids = Vec::new();
@@ -140,7 +149,7 @@ fn search_loop(api: ApiClient, total: u64, seen: Arc<SearchLoop>) -> tokio::task
 /// Builds a store of `count` messages on node 0, moves it to node 1 with `arca shard move` while
 /// searches run through both nodes, and checks the move time and that every search was answered whole.
 async fn move_with_searches(count: usize) -> Result<()> {
-    let cluster = Cluster::start(2, &[]).await?;
+    let (cluster, _objects) = start(2).await?;
     let ids = node_ids(&cluster, 2).await?;
     let api = cluster.api(0);
     unblock_reading(&api).await?;
@@ -160,7 +169,7 @@ async fn move_with_searches(count: usize) -> Result<()> {
     // The CLI as `Cluster::cli` runs it, on a blocking thread so that the searches go on meanwhile.
     let mut command = std::process::Command::new(arca_tests::arca_bin());
     command
-        .args(["--json", "shard", "move", &id.to_string(), &ids[1].to_string(), "--insecure"])
+        .args(["shard", "--json", "move", &id.to_string(), &ids[1].to_string(), "--insecure"])
         .env("ARCA_HOST", cluster.nodes[0].api_addr())
         .env("ARCA_USER", "admin")
         .env("ARCA_PASSWORD", "admin")
@@ -235,7 +244,7 @@ async fn shard_move_of_100k_messages_takes_under_5s_with_searches_answered_throu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn node_drain_empties_the_node() -> Result<()> {
-    let cluster = Cluster::start(3, &[]).await?;
+    let (cluster, _objects) = start(3).await?;
     let ids = node_ids(&cluster, 3).await?;
     let api = cluster.api(0);
     unblock_reading(&api).await?;
@@ -281,7 +290,7 @@ async fn node_drain_empties_the_node() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebalance_evens_12_shards_over_3_nodes() -> Result<()> {
-    let cluster = Cluster::start(3, &[]).await?;
+    let (cluster, _objects) = start(3).await?;
     let ids = node_ids(&cluster, 3).await?;
     let api = cluster.api(0);
     for i in 0..12 {
@@ -304,7 +313,7 @@ async fn rebalance_evens_12_shards_over_3_nodes() -> Result<()> {
         stores(&api).await?.iter().map(|s| (s["id"].clone(), s["servingNode"].clone())).collect();
     assert_eq!(unchanged, before, "a dry run changes nothing");
 
-    let out = cluster.cli(2, &["--json", "shard", "rebalance"]);
+    let out = cluster.cli(2, &["shard", "--json", "rebalance"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_str(&stdout).with_context(|| format!("JSON: {stdout}"))?;
@@ -312,7 +321,7 @@ async fn rebalance_evens_12_shards_over_3_nodes() -> Result<()> {
     let counts = per_node(&api).await?;
     assert_eq!(counts.values().copied().collect::<Vec<_>>(), vec![4, 4, 4], "{counts:?}");
     // Balanced: a second run plans nothing.
-    let out = cluster.cli(1, &["--json", "shard", "rebalance", "--dry-run"]);
+    let out = cluster.cli(1, &["shard", "--json", "rebalance", "--dry-run"]);
     let plan: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(plan["moves"], json!([]), "{plan}");
     Ok(())
@@ -320,7 +329,7 @@ async fn rebalance_evens_12_shards_over_3_nodes() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn moves_that_cannot_be_done_are_refused_naming_the_reason() -> Result<()> {
-    let cluster = Cluster::start(2, &[]).await?;
+    let (cluster, _objects) = start(2).await?;
     let ids = node_ids(&cluster, 2).await?;
     let api = cluster.api(0);
     upload(&api, 0, 10).await?;
