@@ -3,7 +3,6 @@
 # cargo) and runs every test.
 #   scripts/test.sh          all tiers: unit tests, storage conformance, API and cluster suites
 #   scripts/test.sh --fast   unit tests only (seconds; for every commit)
-#   scripts/test.sh --long   the long tier only: tests marked #[ignore] because they build large stores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/arca-target}"
@@ -33,11 +32,6 @@ cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 if [ "${1:-}" = "--fast" ]; then
   exec cargo nextest run --workspace --profile ci --locked -E 'not package(arca-tests)'
-fi
-
-if [ "${1:-}" = "--long" ]; then
-  cargo build --workspace --bins --tests --locked
-  exec cargo nextest run --workspace --profile ci --locked --run-ignored only
 fi
 
 # The S3 suite (tests/tests/archive_s3.rs) runs a real S3-compatible server, s3s-fs from crates.io

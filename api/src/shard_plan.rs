@@ -156,7 +156,9 @@ pub fn rebalance(shards: &[Placed], eligible: &[NodeId]) -> (Vec<PlannedMove>, C
         }
         let (cur_max, cur_min) = (a.load(max).1, a.load(min).1);
         // Another shard first; a current one only when that keeps current shards even.
-        if !a.shift(max, min, |s| !s.current) && !(cur_max > cur_min && a.shift(max, min, |s| s.current)) {
+        let moved =
+            a.shift(max, min, |s| !s.current) || (cur_max > cur_min && a.shift(max, min, |s| s.current));
+        if !moved {
             break;
         }
     }
