@@ -165,6 +165,8 @@ pub struct ArchiveService {
     pub(crate) failed_takeovers: std::sync::Mutex<HashMap<ShardId, FailedTakeover>>,
     /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
     pub(crate) older: crate::older_shards::OlderShards,
+    /// Manifests read by the prepare step of a shard move, used by its takeover when still current.
+    pub(crate) prepared: crate::shard_move::PreparedManifests,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -279,6 +281,7 @@ impl ArchiveService {
             limits: Limits::default(),
             served: tokio::sync::Mutex::new(HashMap::new()),
             failed_takeovers: std::sync::Mutex::new(HashMap::new()),
+            prepared: Default::default(),
             older: crate::older_shards::OlderShards::new(
                 arca_types::config::StorageConfig::default().identity_cache_entries,
             ),
@@ -497,8 +500,13 @@ impl ArchiveService {
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
-        let manifest =
-            arca_shard::shard::load_manifest(&self.objects, id, &key, record.manifest.clone()).await?;
+        // A shard move's prepare read this manifest a moment ago when it is still the committed one.
+        let manifest = match self.prepared.take(id, record.manifest.as_deref()) {
+            Some(manifest) => manifest,
+            None => {
+                arca_shard::shard::load_manifest(&self.objects, id, &key, record.manifest.clone()).await?
+            }
+        };
         let complete = match self.restore_index(&manifest, &key, &index_dir).await? {
             Ok(()) => true,
             Err(why) => {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arca_raft::{MetaNode, RaftNodeError};
+use arca_shard::manifest::Manifest;
 use arca_types::values::ShardState;
 use arca_types::{Command, CommandOutput, MetaError, NodeId, ShardId};
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,31 @@ pub struct Moved {
     /// Ownership change and open on the target (requests to the shard wait this long at most).
     pub switch_ms: u64,
     pub total_ms: u64,
+}
+
+/// Manifests read by a move's prepare, by shard, with the committed head they were read at: the
+/// takeover that follows opens the shard on one of them instead of reading it again while requests wait
+/// (when no commit came in between). At most [`PREPARED_KEPT`] are kept.
+#[derive(Debug, Default)]
+pub struct PreparedManifests(std::sync::Mutex<std::collections::HashMap<ShardId, (String, Manifest)>>);
+
+/// How many prepared manifests a node keeps (a move uses its own at once).
+const PREPARED_KEPT: usize = 4;
+
+impl PreparedManifests {
+    fn put(&self, id: ShardId, head: String, manifest: Manifest) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= PREPARED_KEPT && !map.contains_key(&id) {
+            map.clear();
+        }
+        map.insert(id, (head, manifest));
+    }
+
+    /// The prepared manifest of shard `id` when it was read at `head` (taken out either way).
+    pub(crate) fn take(&self, id: ShardId, head: Option<&str>) -> Option<Manifest> {
+        let (at, manifest) = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)?;
+        (Some(at.as_str()) == head).then_some(manifest)
+    }
 }
 
 /// A shard as placement sees it.
@@ -339,7 +365,7 @@ async fn prepare(service: &ArchiveService, tenant: &str, id: ShardId) -> Result<
         .shard_data_key(tenant, id, record.wrapped_key.as_deref())
         .await
         .map_err(|e| failed(service, id, step, e))?;
-    let manifest = arca_shard::shard::load_manifest(&service.objects, id, &key, Some(head))
+    let manifest = arca_shard::shard::load_manifest(&service.objects, id, &key, Some(head.clone()))
         .await
         .map_err(|e| failed(service, id, step, e))?;
     let dir = service.data_dir.join("shards").join(id.to_string()).join("index");
@@ -348,11 +374,13 @@ async fn prepare(service: &ArchiveService, tenant: &str, id: ShardId) -> Result<
     if let Err(why) = &restored {
         tracing::warn!(shard = id, "preparing a move: {why}");
     }
-    Ok(Prepared {
+    let prepared = Prepared {
         files: manifest.index_files.len(),
         bytes: manifest.index_files.iter().map(|f| f.size).sum(),
         index_complete: restored.is_ok(),
-    })
+    };
+    service.prepared.put(id, head, manifest);
+    Ok(prepared)
 }
 
 /// Moves shard `id` here if its epoch is still `epoch` and opens it, holding the registry of served
@@ -379,10 +407,17 @@ async fn take_over(
         }
         Err(e) => return Err(ShardMoveError::NotMoved { id, reason: e.to_string() }),
     };
+    let switched = Instant::now();
     let opened = service
         .open_served(tenant, id, new_epoch)
         .await
         .map_err(|e: ArchiveError| failed(service, id, step, e))?;
+    tracing::info!(
+        shard = id,
+        epoch = new_epoch,
+        open_ms = switched.elapsed().as_millis() as u64,
+        "store moved here"
+    );
     service.failed_takeovers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     served.insert(id, opened);
     Ok(TakenOver { epoch: new_epoch })
