@@ -203,15 +203,19 @@ pub static FUNCTIONS: &[FunctionSpec] = &[
     f("VerifyStores", &[bo("includeIndexes")], "Verify all stores. Long-running.", Implemented),
 ];
 
-/// Arca extensions, always listed after the reference's functions: tenant management (CLU-04), for
-/// cluster operators only (administrators of the operator tenant `default`).
+/// Arca extensions of the Administration API (not in the reference), always listed after its functions:
+/// tenant management (CLU-04) and store moves (CLU-05), for cluster operators only (administrators of the
+/// operator tenant `default`).
 #[rustfmt::skip]
-static ARCA_FUNCTIONS: &[FunctionSpec] = &[
+pub static ARCA_FUNCTIONS: &[FunctionSpec] = &[
     f("CreateTenant", &[s("name"), so("adminName"), so("adminPassword")], "Arca extension (CLU-04, cluster operators only): create a tenant (name: a-z, 0-9 and '-', at most 63 characters) with its first administrator adminName (default admin) and adminPassword (password policy applies; omitted: generated and answered once as adminPassword). Its users log in as <tenant>/<user>. Result {name, state, adminName, login, adminPassword}.", Implemented),
     f("DeleteTenant", &[s("name"), bo("force")], "Arca extension (CLU-04, cluster operators only): delete a tenant. Refused for tenant 'default' and, as deleting stores and their objects is not available yet, while the tenant has archive stores; its users and archives go with it only with force=true.", Implemented),
     f("GetTenant", &[s("name")], "Arca extension (CLU-04, cluster operators only): one tenant {name, state, operatorTenant, users, archives, stores, messageCount, size, administrators, stores: [{id, name, requestedState, messageCount, size}]}.", Implemented),
     f("GetTenants", &[], "Arca extension (CLU-04, cluster operators only): every tenant [{name, state, operatorTenant, users, archives, stores, messageCount, size}].", Implemented),
     f("SetTenantState", &[s("name"), s("state")], "Arca extension (CLU-04, cluster operators only): state enabled or disabled; a disabled tenant's users cannot log in or use any route (HTTP 403 naming the tenant). Tenant 'default' cannot be disabled.", Implemented),
+    f("MoveStore", &[n("id"), no("node")], "Arca extension (cluster operator): moves store id to node (omitted: the non-draining member with the fewest stores). The target restores the store's index from object storage while the old node serves it, then takes it over with a new epoch; nothing is copied through the old node and searches are answered throughout. Refused for an unknown, draining or non-member node, a disabled store, or the node serving it already. Long-running.", Implemented),
+    f("PlanStoreMoves", &[s("purpose"), no("node")], "Arca extension (cluster operator): the moves that would drain node (purpose=drain) or even out stores and current stores over the non-draining members (purpose=rebalance), with stores per node before and after. Changes nothing.", Implemented),
+    f("SetNodeDraining", &[n("id"), bo("draining")], "Arca extension (cluster operator): marks node id draining (draining omitted or true; no store is moved onto it) or clears the mark (false).", Implemented),
 ];
 
 /// Arca extensions that exist only for tests; visible only while
@@ -243,7 +247,7 @@ pub fn find(name: &str) -> Option<&'static FunctionSpec> {
 
 fn listed_with(test_enabled: bool) -> impl Iterator<Item = &'static FunctionSpec> {
     let test: &'static [FunctionSpec] = if test_enabled { TEST_FUNCTIONS } else { &[] };
-    FUNCTIONS.iter().chain(ARCA_FUNCTIONS).chain(test.iter())
+    FUNCTIONS.iter().chain(ARCA_FUNCTIONS.iter()).chain(test.iter())
 }
 
 fn find_with(name: &str, test_enabled: bool) -> Option<&'static FunctionSpec> {
@@ -328,9 +332,11 @@ mod tests {
     }
 
     #[test]
-    fn tenant_functions_are_listed_and_implemented() {
+    fn arca_extensions_are_the_tenant_and_operator_functions_all_implemented() {
         let names: Vec<&str> = ARCA_FUNCTIONS.iter().map(|f| f.name).collect();
-        assert_eq!(names, crate::tenants::FUNCTIONS);
+        let expected: Vec<&str> =
+            crate::tenants::FUNCTIONS.iter().chain(crate::operator::NAMES.iter()).copied().collect();
+        assert_eq!(names, expected);
         assert!(ARCA_FUNCTIONS.iter().all(|f| f.is_implemented()));
         assert!(ARCA_FUNCTIONS.iter().all(|f| FUNCTIONS.iter().all(|g| g.name != f.name)));
     }
@@ -421,18 +427,17 @@ mod tests {
         assert_eq!(spec.arg("steps").map(|a| (a.ty, a.nullable)), Some((ArgType::Number, true)));
 
         assert!(find_with("ArcaTestSleep", false).is_none());
-        let extensions = ARCA_FUNCTIONS.len();
-        assert_eq!(listed_with(false).count(), 77 + extensions);
+        assert_eq!(listed_with(false).count(), 77 + ARCA_FUNCTIONS.len());
         assert!(listed_with(false).all(|f| f.name != "ArcaTestSleep"));
 
         assert_eq!(find_with("ArcaTestSleep", true).map(|f| f.name), Some("ArcaTestSleep"));
-        assert_eq!(listed_with(true).count(), 78 + extensions);
+        assert_eq!(listed_with(true).count(), 78 + ARCA_FUNCTIONS.len());
         assert!(listed_with(true).any(|f| f.name == "ArcaTestSleep"));
         assert_eq!(find_with("CreateUser", true).map(|f| f.name), Some("CreateUser"));
 
         let enabled = std::env::var("ARCA_ENABLE_TEST_FUNCTIONS").as_deref() == Ok("1");
         assert_eq!(test_functions_enabled(), enabled);
         assert_eq!(find("ArcaTestSleep").is_some(), enabled);
-        assert_eq!(listed().count(), if enabled { 78 } else { 77 } + extensions);
+        assert_eq!(listed().count(), ARCA_FUNCTIONS.len() + if enabled { 78 } else { 77 });
     }
 }

@@ -35,11 +35,12 @@ pub struct Owned {
     pub owner: NodeId,
 }
 
-/// Chooses a new owner for every store whose owner is not in `live`: among `live`, the node with the
+/// Chooses a new owner for every store whose owner is not in `live`: among `live` but not `draining`, the node with the
 /// fewest stores (counting the choices made so far), ties by the lower id. Deterministic, so that nodes
 /// with the same view choose the same node.
-pub fn plan(stores: &[Owned], live: &BTreeSet<NodeId>) -> Vec<Orphan> {
-    let mut load: BTreeMap<NodeId, usize> = live.iter().map(|n| (*n, 0)).collect();
+pub fn plan(stores: &[Owned], live: &BTreeSet<NodeId>, draining: &BTreeSet<NodeId>) -> Vec<Orphan> {
+    let mut load: BTreeMap<NodeId, usize> =
+        live.iter().filter(|n| !draining.contains(n)).map(|n| (*n, 0)).collect();
     for s in stores {
         if let Some(n) = load.get_mut(&s.owner) {
             *n += 1;
@@ -90,7 +91,8 @@ async fn check_once(archive: &ArchiveService) {
     });
     let live: BTreeSet<NodeId> =
         members.iter().copied().filter(|n| *n == me || meta.lease_dead(*n).is_none()).collect();
-    for orphan in plan(&stores, &live) {
+    let draining = meta.with_state(|s| s.draining.clone());
+    for orphan in plan(&stores, &live, &draining) {
         if orphan.chosen != me {
             continue;
         }
@@ -124,7 +126,7 @@ mod tests {
     fn orphans_go_to_the_live_nodes_with_the_fewest_stores_ties_by_id() {
         let stores = vec![owned(1, 1), owned(2, 1), owned(3, 2), owned(4, 3), owned(5, 3), owned(6, 3)];
         let live = BTreeSet::from([1, 2]);
-        let plan = plan(&stores, &live);
+        let plan = plan(&stores, &live, &BTreeSet::new());
         let chosen: Vec<(ShardId, NodeId)> = plan.iter().map(|o| (o.id, o.chosen)).collect();
         // Node 2 has one store, node 1 two: 4 -> 2 (1 vs 2), 5 -> 1 (tie 2:2, lower id), 6 -> 2.
         assert_eq!(chosen, vec![(4, 2), (5, 1), (6, 2)]);
@@ -134,7 +136,7 @@ mod tests {
     #[test]
     fn nothing_is_planned_while_every_owner_is_live_or_nobody_is() {
         let stores = vec![owned(1, 1), owned(2, 2)];
-        assert!(plan(&stores, &BTreeSet::from([1, 2])).is_empty());
-        assert!(plan(&stores, &BTreeSet::new()).is_empty());
+        assert!(plan(&stores, &BTreeSet::from([1, 2]), &BTreeSet::new()).is_empty());
+        assert!(plan(&stores, &BTreeSet::new(), &BTreeSet::new()).is_empty());
     }
 }

@@ -305,6 +305,9 @@ pub async fn run(
         name if crate::tenants::FUNCTIONS.contains(&name) => {
             crate::tenants::run(&ctx, &caller, name, &args, request_id).await
         }
+        op if crate::operator::NAMES.contains(&op) => {
+            crate::operator::run(&ctx, &caller, op, &args, &progress).await
+        }
         other => stores::run(&ctx, &caller, other, &args, request_id, &progress).await,
     }
 }

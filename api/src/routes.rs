@@ -316,6 +316,10 @@ impl arca_raft::AppHandler for Forwarded {
                 return serde_json::to_vec(&crate::server_info::local_report(&ctx))
                     .map_err(|e| e.to_string());
             }
+            if service == crate::shard_move::SHARD_MOVE_SERVICE {
+                let archive = ctx.archive.clone().ok_or("this node has no archive service")?;
+                return crate::shard_move::handle(&archive, &payload).await;
+            }
             if service == KEYS_SERVICE {
                 let archive = ctx.archive.as_ref().ok_or("this node has no archive service")?;
                 return Ok(archive.master_key_hex().into_bytes());

@@ -1,6 +1,6 @@
 //! `arca cluster …` and `arca node …`: membership commands through a node's API listener.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -23,8 +23,10 @@ pub enum ClusterCmd {
 pub enum NodeCmd {
     /// List the nodes of the cluster: role, health, shards, counters.
     List,
-    /// Move a node's shards elsewhere before maintenance.
+    /// Mark a node draining and move every store it serves to the other nodes; then it can be removed.
     Drain { node_id: u64 },
+    /// Clear a node's draining mark: stores may be moved onto it again.
+    Undrain { node_id: u64 },
     /// Remove a node from the cluster (same as `arca cluster remove`).
     Remove { node_id: u64 },
 }
@@ -89,10 +91,7 @@ pub async fn run_node(opts: &ClientOptions, cmd: NodeCmd) -> Result<()> {
             Ok(())
         }
         NodeCmd::Remove { node_id } => run(opts, ClusterCmd::Remove { node_id }).await,
-        NodeCmd::Drain { node_id } => {
-            bail!(
-                "node drain is not available yet in this version of Arca (node {node_id} unchanged): shards arrive with the archive engine"
-            )
-        }
+        NodeCmd::Drain { node_id } => crate::shard_ops_cmd::drain(opts, node_id).await,
+        NodeCmd::Undrain { node_id } => crate::shard_ops_cmd::undrain(opts, node_id).await,
     }
 }

@@ -10,6 +10,7 @@ pub mod export_cmd;
 pub mod logging;
 pub mod reimport;
 pub mod serve;
+pub mod shard_ops_cmd;
 pub mod status_cmd;
 pub mod store_cmd;
 pub mod tenant_cmd;

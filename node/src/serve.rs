@@ -290,6 +290,7 @@ pub async fn run_until(
             .with_identity_cache_entries(config.storage.identity_cache_entries),
     );
     let failover = arca_api::failover::spawn(archive.clone());
+    arca_api::shard_move::spawn_release_watcher(&archive);
     let ctx = ApiContext::new(
         meta.clone(),
         VERSION.to_string(),

@@ -30,6 +30,20 @@ pub enum StoreCmd {
         #[arg(long, default_value = "")]
         folder: String,
     },
+    /// Move a store to another node: the node restores its index from object storage while the old
+    /// node serves it, then takes it over (nothing is copied through the old node).
+    Move {
+        /// Store id.
+        id: u64,
+        /// Node id (see `arca cluster status`).
+        node: u64,
+    },
+    /// Even out stores and current stores over the non-draining nodes with the fewest moves.
+    Rebalance {
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// How long a long-running store call is waited for before the command gives up (it keeps running).
@@ -184,6 +198,10 @@ pub async fn run(opts: &ClientOptions, cmd: StoreCmd) -> Result<bool> {
                 }
             }
             Ok(intact)
+        }
+        StoreCmd::Move { id, node } => crate::shard_ops_cmd::move_store(opts, id, node).await.map(|()| true),
+        StoreCmd::Rebalance { dry_run } => {
+            crate::shard_ops_cmd::rebalance(opts, dry_run).await.map(|()| true)
         }
         StoreCmd::RebuildIndex { id, folder } => {
             let result = invoke_and_wait(

@@ -43,6 +43,9 @@ pub struct MetaState {
     /// its stores (see `lease.rs`). Counters only grow while the node is registered.
     #[serde(default)]
     pub leases: BTreeMap<NodeId, u64>,
+    /// Nodes marked draining (`SetNodeDraining`): no shard is moved or placed onto them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub draining: BTreeSet<NodeId>,
 }
 
 /// The fingerprint of a command as a retry must repeat it: SHA-256 of its JSON, without the freshly
@@ -184,6 +187,7 @@ impl MetaState {
             Command::ForgetNode { id } => {
                 self.nodes.remove(id);
                 self.leases.remove(id);
+                self.draining.remove(id);
                 Ok(CommandOutput::Done)
             }
             Command::CreateTenantWithAdmin { name, admin_name, password_hash } => {
@@ -214,6 +218,28 @@ impl MetaState {
                     .get_mut(&key)
                     .ok_or_else(|| MetaError::not_found("tenant", tenant.as_str()))?;
                 claim_shard(t, leases, *id, *node, *expected_epoch, *owner_renewals)
+            }
+            Command::SetNodeDraining { id, draining } => {
+                if !self.nodes.contains_key(id) {
+                    return Err(MetaError::not_found("node", id.to_string()));
+                }
+                if *draining {
+                    self.draining.insert(*id);
+                } else {
+                    self.draining.remove(id);
+                }
+                Ok(CommandOutput::Done)
+            }
+            Command::MoveShard { tenant, id, node, epoch } => {
+                if !self.nodes.contains_key(node) {
+                    return Err(MetaError::not_found("node", node.to_string()));
+                }
+                if self.draining.contains(node) {
+                    return Err(MetaError::Refused(format!(
+                        "node {node} is draining: no store is moved onto it (arca node undrain {node} first)"
+                    )));
+                }
+                move_shard(self.tenant_mut(tenant)?, *id, *node, *epoch)
             }
         }
     }
@@ -989,6 +1015,29 @@ fn claim_shard(
                 reason: format!("its owner, node {owner}, renewed its lease (renewal {now}, not {expected})"),
             });
         }
+    }
+    shard.owner_node = Some(node);
+    shard.epoch += 1;
+    Ok(CommandOutput::Epoch(shard.epoch))
+}
+
+/// `MoveShard`: a new serving node and a higher epoch, only while the epoch is still `epoch`.
+fn move_shard(t: &mut Tenant, id: ShardId, node: NodeId, epoch: u64) -> Result<CommandOutput, MetaError> {
+    let shard = t.shards.get_mut(&id).ok_or_else(|| MetaError::not_found("store", id.to_string()))?;
+    if shard.state == ShardState::Disabled {
+        return Err(MetaError::Refused(format!(
+            "store {id} ('{}') is disabled: a disabled store is not served, so it is not moved",
+            shard.name
+        )));
+    }
+    if shard.epoch != epoch {
+        return Err(MetaError::Refused(format!(
+            "store {id}: its epoch is {} now, not {epoch}: another node took it over or moved it meanwhile; nothing was changed",
+            shard.epoch
+        )));
+    }
+    if shard.owner_node == Some(node) {
+        return Err(MetaError::Refused(format!("store {id} is served by node {node} already")));
     }
     shard.owner_node = Some(node);
     shard.epoch += 1;
@@ -1846,6 +1895,52 @@ mod tests {
         ok(&mut s, Command::ForgetNode { id: 7 });
         assert!(s.nodes.is_empty());
         assert_eq!(s.next_id, 0, "nodes take no ids from the counter");
+    }
+
+    #[test]
+    fn a_move_is_a_compare_and_set_on_the_epoch_and_refuses_draining_unknown_and_disabled() {
+        let mut s = state();
+        let info = NodeInfo { cluster_addr: "c".into(), api_addr: "a".into(), version: "1".into() };
+        for node in [1, 2, 3] {
+            ok(&mut s, Command::RegisterNode { id: node, info: info.clone() });
+        }
+        let id = match ok(
+            &mut s,
+            Command::CreateShard {
+                tenant: T.into(),
+                name: "s".into(),
+                state: ShardState::Normal,
+                wrapped_key: None,
+            },
+        ) {
+            CommandOutput::Created(id) => id,
+            other => panic!("{other:?}"),
+        };
+        ok(&mut s, Command::AssignShard { tenant: T.into(), id, node: 1 });
+        let mv = |node, epoch| Command::MoveShard { tenant: T.into(), id, node, epoch };
+        assert!(matches!(err(&mut s, mv(2, 0)), MetaError::Refused(_)), "stale epoch");
+        assert!(is_not_found(&err(&mut s, mv(9, 1))), "unknown node");
+        assert!(matches!(err(&mut s, mv(1, 1)), MetaError::Refused(_)), "already there");
+        ok(&mut s, Command::SetNodeDraining { id: 2, draining: true });
+        assert!(matches!(err(&mut s, mv(2, 1)), MetaError::Refused(_)), "draining target");
+        assert!(is_not_found(&err(&mut s, Command::SetNodeDraining { id: 9, draining: true })));
+        assert_eq!(ok(&mut s, mv(3, 1)), CommandOutput::Epoch(2));
+        let shard = s.tenant(T).expect("t").shards[&id].clone();
+        assert_eq!((shard.owner_node, shard.epoch), (Some(3), 2));
+        ok(&mut s, Command::SetNodeDraining { id: 2, draining: false });
+        assert!(s.draining.is_empty());
+        let other = Command::CreateShard {
+            tenant: T.into(),
+            name: "next".into(),
+            state: ShardState::Current,
+            wrapped_key: None,
+        };
+        ok(&mut s, other);
+        ok(&mut s, Command::SetShardState { tenant: T.into(), id, state: ShardState::Disabled });
+        assert!(matches!(err(&mut s, mv(2, 2)), MetaError::Refused(_)), "disabled store");
+        ok(&mut s, Command::SetNodeDraining { id: 3, draining: true });
+        ok(&mut s, Command::ForgetNode { id: 3 });
+        assert!(s.draining.is_empty(), "a forgotten node is no longer draining");
     }
 
     #[test]

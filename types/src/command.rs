@@ -101,6 +101,13 @@ pub enum Command {
     /// counter is still that value (the owner has not renewed since it was judged dead). Raises the
     /// epoch, fencing every earlier writer (invariant 2).
     ClaimShard { tenant: String, id: ShardId, node: NodeId, expected_epoch: u64, owner_renewals: Option<u64> },
+    /// Marks a node draining (no shard is moved or placed onto it; `arca node drain` moves its shards
+    /// away) or clears the mark.
+    SetNodeDraining { id: NodeId, draining: bool },
+    /// Moves a shard to `node` if its epoch is still `epoch` (compare-and-set: a takeover or another
+    /// move in between refuses this one) and raises the epoch, fencing the previous writer
+    /// (invariant 2). Refused for an unknown or draining node, a disabled shard, or its own owner.
+    MoveShard { tenant: String, id: ShardId, node: NodeId, epoch: u64 },
 }
 
 /// One property change of a user, as the `SetUser*` functions make them.

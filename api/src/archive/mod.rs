@@ -138,16 +138,18 @@ pub struct ArchiveService {
     pub selected_for_rebuild: std::sync::Mutex<std::collections::BTreeSet<ShardId>>,
     pub(crate) objects: Objects,
     master: MasterKey,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     limits: Limits,
     /// The shards this node serves.
     pub(crate) served: placement::Registry,
     /// Takeovers that failed, by shard (see [`ArchiveService::take_over`]).
-    failed_takeovers: std::sync::Mutex<HashMap<ShardId, placement::FailedTakeover>>,
+    pub(crate) failed_takeovers: std::sync::Mutex<HashMap<ShardId, placement::FailedTakeover>>,
     /// The identities of the tenants' other shards, for dedupe across stores (invariant 3).
     pub(crate) older: crate::older_shards::OlderShards,
     /// Searches and batches served by this node (`GetServerInfo`).
     pub counters: crate::counters::Counters,
+    /// Manifests read by the prepare step of a shard move, used by its takeover when still current.
+    pub(crate) prepared: crate::shard_move::PreparedManifests,
 }
 
 impl std::fmt::Debug for ArchiveService {
@@ -173,6 +175,7 @@ impl ArchiveService {
                 arca_types::config::StorageConfig::default().identity_cache_entries,
             ),
             counters: Default::default(),
+            prepared: Default::default(),
         }
     }
 

@@ -158,7 +158,12 @@ impl ArchiveService {
 
     /// Opens shard `id` for serving under `epoch`: its data key, committed manifest (read after the
     /// epoch was assigned, so no earlier writer can publish past it), index and staging log.
-    async fn open_served(&self, tenant: &str, id: ShardId, epoch: u64) -> Result<Served, ArchiveError> {
+    pub(crate) async fn open_served(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        epoch: u64,
+    ) -> Result<Served, ArchiveError> {
         self.meta.linearizable().await?;
         let record = self.meta.with_state(|s| {
             s.tenant(tenant).and_then(|t| {
@@ -179,8 +184,13 @@ impl ArchiveService {
         let index_dir = local.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| ArchiveError::Search(format!("{}: {e}", index_dir.display())))?;
-        let manifest =
-            arca_shard::shard::load_manifest(&self.objects, id, &key, record.manifest.clone()).await?;
+        // A shard move's prepare read this manifest a moment ago when it is still the committed one.
+        let manifest = match self.prepared.take(id, record.manifest.as_deref()) {
+            Some(manifest) => manifest,
+            None => {
+                arca_shard::shard::load_manifest(&self.objects, id, &key, record.manifest.clone()).await?
+            }
+        };
         let complete = match self.restore_index(&manifest, &key, &index_dir).await? {
             Ok(()) => true,
             Err(why) => {
@@ -215,7 +225,7 @@ impl ArchiveService {
     /// Makes the local index directory hold exactly the index the committed manifest names: its
     /// `meta.json` and every segment file (restored from their bundles when missing or of another
     /// size). The inner `Err` says why the index cannot be restored and must be rebuilt from the packs.
-    async fn restore_index(
+    pub(crate) async fn restore_index(
         &self,
         manifest: &Manifest,
         key: &DataKey,
@@ -282,7 +292,7 @@ pub(crate) enum Placement {
 
 /// A takeover that failed, remembered so that requests back off and the retry reuses its epoch.
 #[derive(Clone)]
-pub(super) struct FailedTakeover {
+pub(crate) struct FailedTakeover {
     epoch: u64,
     at: std::time::Instant,
     wait: std::time::Duration,
@@ -308,7 +318,8 @@ impl Registry {
         self.served.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
     }
 
-    fn insert(&self, id: ShardId, served: Served) {
+    /// Serves `served` as shard `id` here (under its opening lock).
+    pub(crate) fn insert(&self, id: ShardId, served: Served) {
         self.served.lock().unwrap_or_else(|p| p.into_inner()).insert(id, served);
     }
 
@@ -317,7 +328,13 @@ impl Registry {
         self.served.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)
     }
 
-    fn opening_lock(&self, id: ShardId) -> Arc<tokio::sync::Mutex<()>> {
+    /// The ids of the shards served here.
+    pub(crate) fn ids(&self) -> Vec<ShardId> {
+        self.served.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    }
+
+    /// The lock held while shard `id` is being opened here: one opening at a time per shard.
+    pub(crate) fn opening_lock(&self, id: ShardId) -> Arc<tokio::sync::Mutex<()>> {
         self.opening.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
     }
 }

@@ -106,8 +106,29 @@ impl ArchiveService {
     }
 
     /// The leaf of a search: one shard's page for `query`, here or on the node serving the shard,
-    /// within `deadline`.
+    /// within `deadline`; asked once more where the shard is served now when it moved to another node
+    /// while being asked (`arca shard move`).
     async fn search_shard(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        query: ShardQuery,
+        deadline: tokio::time::Instant,
+    ) -> Result<arca_search::ShardPage, ArchiveError> {
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, id);
+        match self.search_shard_once(tenant, id, query.clone(), deadline).await {
+            Err(e) if !matches!(e, ArchiveError::QueryLimit(_)) => {
+                if crate::shard_move::owner_changed(&self.meta, tenant, id, owner_before).await {
+                    self.search_shard_once(tenant, id, query, deadline).await
+                } else {
+                    Err(e)
+                }
+            }
+            answer => answer,
+        }
+    }
+
+    async fn search_shard_once(
         &self,
         tenant: &str,
         id: ShardId,
@@ -161,6 +182,28 @@ impl ArchiveService {
     /// The listing entry and exact bytes of message `<shard>:<number>`, from the node serving the shard.
     /// A message outside the `readable` archives answers `NoSuchMessage`, before any byte is read.
     pub async fn fetch(
+        &self,
+        tenant: &str,
+        shard: ShardId,
+        number: u64,
+        readable: &[ArchiveId],
+    ) -> Result<(Entry, Vec<u8>), ArchiveError> {
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, shard);
+        match self.fetch_once(tenant, shard, number, readable).await {
+            Err(e) if !matches!(e, ArchiveError::Shard(ShardError::NoSuchMessage { .. })) => {
+                // Moved to another node while being asked (`arca shard move`): ask there once more.
+                if crate::shard_move::owner_changed(&self.meta, tenant, shard, owner_before).await {
+                    self.fetch_once(tenant, shard, number, readable).await
+                } else {
+                    Err(e)
+                }
+            }
+            answer => answer,
+        }
+    }
+
+    /// [`Self::fetch`] from where the shard is served now.
+    async fn fetch_once(
         &self,
         tenant: &str,
         shard: ShardId,

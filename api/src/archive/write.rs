@@ -64,6 +64,7 @@ impl ArchiveService {
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Archived>, ArchiveError> {
         let id = self.current_shard(tenant).await?;
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, id);
         match self.archive_in(tenant, id, archive, messages.clone()).await {
             Ok(done) => Ok(done),
             Err(e) => {
@@ -73,6 +74,10 @@ impl ArchiveService {
                 self.meta.linearizable().await?;
                 match self.current_shard(tenant).await? {
                     now if now != id => self.archive_in(tenant, now, archive, messages).await,
+                    // The store moved to another node meanwhile (`arca shard move`): send it there once.
+                    _ if crate::shard_move::owner_of(&self.meta, tenant, id) != owner_before => {
+                        self.archive_in(tenant, id, archive, messages).await
+                    }
                     _ => Err(e),
                 }
             }

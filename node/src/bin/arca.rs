@@ -40,7 +40,7 @@ enum Top {
         #[command(subcommand)]
         command: cluster_cmd::ClusterCmd,
     },
-    /// Archive stores (shards): list, verify, rebuild-index (`arca store` is the same command).
+    /// Archive stores (shards): list, verify, rebuild-index, move, rebalance (`arca store` is the same command).
     #[command(visible_alias = "store")]
     Shard {
         #[command(flatten)]
