@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use arca_tests::api::batch_body;
 use arca_tests::{ApiClient, Cluster};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -23,18 +24,6 @@ async fn start() -> Result<(Cluster, tempfile::TempDir)> {
 }
 /// Bound of one request in these tests (a frozen node never answers).
 const REQUEST: Duration = Duration::from_secs(10);
-
-/// A batch body: records of `folder length u32 LE, folder, message length u32 LE, message`.
-fn batch_body(folder: &str, messages: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for raw in messages {
-        body.extend((folder.len() as u32).to_le_bytes());
-        body.extend(folder.as_bytes());
-        body.extend((raw.len() as u32).to_le_bytes());
-        body.extend(raw);
-    }
-    body
-}
 
 /// `n` distinct messages whose subjects carry `tag`.
 fn mail(tag: &str, n: usize) -> Vec<Vec<u8>> {

@@ -7,20 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use arca_tests::api::batch_body;
 use arca_tests::{ApiClient, Cluster};
 use serde_json::{Value, json};
-
-/// A batch body: records of `folder length u32 LE, folder, message length u32 LE, message`.
-fn batch_body(folder: &str, messages: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for raw in messages {
-        body.extend((folder.len() as u32).to_le_bytes());
-        body.extend(folder.as_bytes());
-        body.extend((raw.len() as u32).to_le_bytes());
-        body.extend(raw);
-    }
-    body
-}
 
 /// Tiny distinct messages `from..to`.
 fn mail(from: usize, to: usize) -> Vec<Vec<u8>> {

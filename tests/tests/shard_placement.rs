@@ -5,38 +5,6 @@ use anyhow::{Context, Result, bail};
 use arca_tests::{ApiClient, Cluster};
 use serde_json::{Value, json};
 
-/// A batch body: records of `folder length u32 LE, folder, message length u32 LE, message`.
-fn batch_body(folder: &str, messages: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for raw in messages {
-        body.extend((folder.len() as u32).to_le_bytes());
-        body.extend(folder.as_bytes());
-        body.extend((raw.len() as u32).to_le_bytes());
-        body.extend(raw);
-    }
-    body
-}
-
-/// Uploads `messages` into the admin archive through `api`; answers their ids.
-async fn upload(api: &ApiClient, folder: &str, messages: &[Vec<u8>]) -> Result<Vec<String>> {
-    let a = api
-        .request(
-            reqwest::Method::POST,
-            "/api/data/archives/admin/batch",
-            Some("application/octet-stream"),
-            batch_body(folder, messages),
-        )
-        .await?;
-    if a.status != 200 {
-        bail!("upload: HTTP {}: {}", a.status, a.text());
-    }
-    let results = a.json()["results"].as_array().cloned().unwrap_or_default();
-    results
-        .iter()
-        .map(|r| r["id"].as_str().map(str::to_string).with_context(|| format!("not archived: {r}")))
-        .collect()
-}
-
 fn mail(tag: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
@@ -82,7 +50,7 @@ async fn search_total(api: &ApiClient) -> Result<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_and_administration_on_other_nodes_never_move_a_store() -> Result<()> {
     let cluster = Cluster::start(3, &[]).await?;
-    let ids = upload(&cluster.api(0), "inbox", &mail("first", 20)).await?;
+    let ids = cluster.api(0).upload_batch("admin", "inbox", &mail("first", 20)).await?;
     let before = owner(&cluster.api(0)).await?;
     let store = ids[0].split(':').next().context("store id")?.to_string();
     for i in [1, 2] {
@@ -102,7 +70,7 @@ async fn reads_and_administration_on_other_nodes_never_move_a_store() -> Result<
         assert_eq!(owner(&api).await?, before, "node {i} took the store over by reading it");
     }
     // The serving node keeps writing, and every node's searches see what it wrote (no stale copy).
-    upload(&cluster.api(0), "inbox", &mail("second", 5)).await?;
+    cluster.api(0).upload_batch("admin", "inbox", &mail("second", 5)).await?;
     for i in 0..3 {
         assert_eq!(search_total(&cluster.api(i)).await?, 25, "node {i} answers from the live index");
     }
@@ -113,7 +81,7 @@ async fn reads_and_administration_on_other_nodes_never_move_a_store() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_of_the_largest_accepted_size_is_forwarded_between_nodes() -> Result<()> {
     let cluster = Cluster::start(2, &[]).await?;
-    upload(&cluster.api(0), "inbox", &mail("small", 1)).await?;
+    cluster.api(0).upload_batch("admin", "inbox", &mail("small", 1)).await?;
     let (serving, _) = owner(&cluster.api(0)).await?;
     let limit = arca_ingest::Limits::default().max_message_bytes as usize;
     // One message of exactly the size limit: a base64 attachment of pseudo-random bytes.
@@ -132,7 +100,7 @@ Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
     raw.truncate(limit - 2);
     raw.extend(b"\r\n");
     assert_eq!(raw.len(), limit);
-    let ids = upload(&cluster.api(1), "big", std::slice::from_ref(&raw)).await?;
+    let ids = cluster.api(1).upload_batch("admin", "big", std::slice::from_ref(&raw)).await?;
     assert_eq!(owner(&cluster.api(1)).await?.0, serving, "node 1 forwarded to the serving node");
     let fetched = cluster.api(1).get_authed(&format!("/api/data/messages/{}/raw", ids[0])).await?;
     assert!(fetched == raw, "the forwarded fetch returns the message byte for byte");
