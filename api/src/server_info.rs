@@ -153,6 +153,9 @@ pub async fn server_info(ctx: &ApiContext, tenant: &str) -> Value {
                 "health": health,
                 "problem": report.as_ref().err(),
                 "lastHeardMs": m.last_heard_ms,
+                // Since the answering node last saw this node renew its lease (failover judges by it).
+                "leaseAgeMs": ctx.meta.lease_age(m.id).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                "leaseLapsed": ctx.meta.lease_dead(m.id).is_some(),
                 "lag": m.lag,
                 "shards": shard_ids.len(),
                 "shardIds": shard_ids,

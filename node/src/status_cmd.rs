@@ -78,8 +78,9 @@ pub fn print_nodes(info: &Value) {
 }
 
 /// Adds to each store of `GetStores` its owner's health from `info`: `owner` (the serving node),
-/// `ownerSeenMs` (since the leader last heard from it) and `ownerHealth` (`ok`, `silent`,
-/// `unreachable`, or `none` when no member owns the store).
+/// `ownerSeenMs` (since the leader last heard from it), `ownerLeaseAgeMs` (since the answering node saw
+/// the owner renew its lease) and `ownerHealth` (`ok`, `silent`, `unreachable`, or `none` when no member
+/// owns the store).
 pub fn annotate_stores(stores: &mut [Value], info: &Value) {
     for store in stores {
         let owner = store["servingNode"].as_u64();
@@ -87,6 +88,7 @@ pub fn annotate_stores(stores: &mut [Value], info: &Value) {
         let Some(fields) = store.as_object_mut() else { continue };
         fields.insert("owner".into(), owner.map_or(Value::Null, Value::from));
         fields.insert("ownerSeenMs".into(), node.map_or(Value::Null, |n| n["lastHeardMs"].clone()));
+        fields.insert("ownerLeaseAgeMs".into(), node.map_or(Value::Null, |n| n["leaseAgeMs"].clone()));
         fields.insert("ownerHealth".into(), node.map_or(Value::from("none"), |n| n["health"].clone()));
     }
 }

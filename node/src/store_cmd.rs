@@ -105,12 +105,21 @@ fn human_size(bytes: u64) -> String {
 
 fn print_stores(stores: &[Value]) {
     println!(
-        "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<12}",
-        "ID", "NAME", "STATE", "MESSAGES", "SIZE", "OWNER", "EPOCH", "OWNER SEEN", "OWNER HEALTH"
+        "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:>10} {:<12}",
+        "ID",
+        "NAME",
+        "STATE",
+        "MESSAGES",
+        "SIZE",
+        "OWNER",
+        "EPOCH",
+        "OWNER SEEN",
+        "LEASE AGE",
+        "OWNER HEALTH"
     );
     for s in stores {
         println!(
-            "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:<12}",
+            "{:>6} {:<24} {:<10} {:>10} {:>11} {:>14} {:>6} {:>11} {:>10} {:<12}",
             s["id"].as_u64().unwrap_or(0),
             s["name"].as_str().unwrap_or("?"),
             s["requestedState"].as_str().unwrap_or("?"),
@@ -122,6 +131,11 @@ fn print_stores(stores: &[Value]) {
                 "-".to_string()
             } else {
                 status_cmd::ago(s["ownerSeenMs"].as_u64())
+            },
+            if s["servingNode"].is_null() {
+                "-".to_string()
+            } else {
+                status_cmd::ago(s["ownerLeaseAgeMs"].as_u64())
             },
             s["ownerHealth"].as_str().unwrap_or("-"),
         );

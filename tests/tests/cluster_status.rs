@@ -187,6 +187,8 @@ async fn every_node_describes_the_whole_cluster_and_the_cli_tables_agree_with_it
         assert!(s["messageCount"].as_u64().is_some() && s["size"].as_u64().is_some(), "{s}");
         assert_eq!(s["ownerHealth"], "ok", "{s}");
         assert!(s["ownerSeenMs"].as_u64().is_some(), "{s}");
+        // Leases are renewed every lease_ms/4 (default 1 s): a live owner's lease is seen renewed lately.
+        assert!(s["ownerLeaseAgeMs"].as_u64().is_some_and(|ms| ms < 4000), "{s}");
         let node = listed.iter().find(|n| n["id"] == owner).context("the owner is a listed node")?;
         assert!(
             node["shardIds"].as_array().into_iter().flatten().any(|id| *id == s["id"]),
@@ -195,7 +197,10 @@ async fn every_node_describes_the_whole_cluster_and_the_cli_tables_agree_with_it
     }
     let table = cluster.cli(0, &["shard", "list"]);
     let table = String::from_utf8_lossy(&table.stdout);
-    assert!(table.contains("OWNER SEEN") && table.contains("EPOCH"), "{table}");
+    assert!(
+        table.contains("OWNER SEEN") && table.contains("LEASE AGE") && table.contains("EPOCH"),
+        "{table}"
+    );
     let table = cluster.cli(0, &["node", "list"]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains("leader") && table.contains("follower") && table.contains("SEARCHES"), "{table}");
