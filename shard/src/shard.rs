@@ -471,14 +471,17 @@ fn lock_staging(s: &SharedStaging) -> std::sync::MutexGuard<'_, StagingLog> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A message's identity: (archive, SHA-256, direction).
+type Identity = (u64, [u8; 32], crate::manifest::Direction);
+
 /// Identities and contents of groups packed but not yet in the manifest, so that the next group dedupes
 /// against them too.
 #[derive(Default, Clone)]
 struct Pending {
-    identity: HashMap<(u64, [u8; 32], crate::manifest::Direction), u64>,
+    identity: HashMap<Identity, u64>,
     content: HashMap<[u8; 32], ContentRef>,
-    /// Per group: its highest new number and the keys it added, oldest first.
-    groups: std::collections::VecDeque<(u64, Vec<(u64, [u8; 32], crate::manifest::Direction)>)>,
+    /// Per group: its highest new number and the identities it added, oldest first.
+    groups: std::collections::VecDeque<(u64, Vec<Identity>)>,
     /// The next free number counting pending groups.
     next: u64,
     /// The publisher's failure count when these groups were packed.
