@@ -270,15 +270,33 @@ impl ArchiveService {
 
     /// The members of the metadata cluster (voters and learners) as this node knows them.
     pub(crate) fn members(&self) -> Vec<arca_types::NodeId> {
-        self.meta
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect()
+        crate::shard_move::members(&self.meta)
+    }
+
+    /// Runs `ask` (a read of shard `id`), and once more when it failed because the shard moved to
+    /// another node meanwhile (`arca shard move`, a failover); errors that are the caller's own
+    /// (`callers_error`) are answered at once.
+    pub(super) async fn once_more_if_moved<T, Fut>(
+        &self,
+        tenant: &str,
+        id: ShardId,
+        callers_error: impl Fn(&ArchiveError) -> bool,
+        ask: impl Fn() -> Fut,
+    ) -> Result<T, ArchiveError>
+    where
+        Fut: std::future::Future<Output = Result<T, ArchiveError>>,
+    {
+        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, id);
+        match ask().await {
+            Err(e) if !callers_error(&e) => {
+                if crate::shard_move::owner_changed(&self.meta, tenant, id, owner_before).await {
+                    ask().await
+                } else {
+                    Err(e)
+                }
+            }
+            answer => answer,
+        }
     }
 }
 

@@ -115,17 +115,11 @@ impl ArchiveService {
         query: ShardQuery,
         deadline: tokio::time::Instant,
     ) -> Result<arca_search::ShardPage, ArchiveError> {
-        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, id);
-        match self.search_shard_once(tenant, id, query.clone(), deadline).await {
-            Err(e) if !matches!(e, ArchiveError::QueryLimit(_)) => {
-                if crate::shard_move::owner_changed(&self.meta, tenant, id, owner_before).await {
-                    self.search_shard_once(tenant, id, query, deadline).await
-                } else {
-                    Err(e)
-                }
-            }
-            answer => answer,
-        }
+        let callers_error = |e: &ArchiveError| matches!(e, ArchiveError::QueryLimit(_));
+        self.once_more_if_moved(tenant, id, callers_error, || {
+            self.search_shard_once(tenant, id, query.clone(), deadline)
+        })
+        .await
     }
 
     async fn search_shard_once(
@@ -188,18 +182,12 @@ impl ArchiveService {
         number: u64,
         readable: &[ArchiveId],
     ) -> Result<(Entry, Vec<u8>), ArchiveError> {
-        let owner_before = crate::shard_move::owner_of(&self.meta, tenant, shard);
-        match self.fetch_once(tenant, shard, number, readable).await {
-            Err(e) if !matches!(e, ArchiveError::Shard(ShardError::NoSuchMessage { .. })) => {
-                // Moved to another node while being asked (`arca shard move`): ask there once more.
-                if crate::shard_move::owner_changed(&self.meta, tenant, shard, owner_before).await {
-                    self.fetch_once(tenant, shard, number, readable).await
-                } else {
-                    Err(e)
-                }
-            }
-            answer => answer,
-        }
+        let callers_error =
+            |e: &ArchiveError| matches!(e, ArchiveError::Shard(ShardError::NoSuchMessage { .. }));
+        self.once_more_if_moved(tenant, shard, callers_error, || {
+            self.fetch_once(tenant, shard, number, readable)
+        })
+        .await
     }
 
     /// [`Self::fetch`] from where the shard is served now.
